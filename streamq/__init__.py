@@ -1,0 +1,3 @@
+"""streamq: operate a DynamoDB-stream outbox."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,176 @@
+"""The only place that creates boto3 sessions and clients, and turns AWS
+exceptions into one-line :class:`StreamqError`s.
+
+boto3 is imported lazily: ``streamq --help`` and shell completion never pay for it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import AwsError, BadInput, NotFound, StreamqError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import boto3
+
+
+class Aws:
+    """Lazily-built boto3 session and clients for one resolved :class:`Settings`."""
+
+    def __init__(self, settings: Settings, *, max_pool_connections: int = 16,
+                 max_attempts: int = 8) -> None:
+        self.settings = settings
+        self.max_pool_connections = max_pool_connections
+        self.max_attempts = max_attempts
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            with aws_errors():
+                import boto3
+
+                kwargs: dict[str, Any] = {}
+                if self.settings.sandbox:
+                    kwargs.update(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+                elif self.settings.profile:
+                    kwargs["profile_name"] = self.settings.profile
+                if self.settings.region:
+                    kwargs["region_name"] = self.settings.region
+                self._session = boto3.session.Session(**kwargs)
+        return self._session
+
+    @property
+    def region(self) -> str | None:
+        return self.session.region_name
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                from botocore.config import Config
+
+                cfg = Config(
+                    retries={"mode": "standard", "max_attempts": self.max_attempts},
+                    max_pool_connections=self.max_pool_connections,
+                    connect_timeout=5,
+                    read_timeout=30,
+                    parameter_validation=False,
+                )
+                with aws_errors():
+                    self._clients[service] = self.session.client(
+                        service,  # type: ignore[call-overload]
+                        endpoint_url=self.settings.endpoint_url, config=cfg,
+                    )
+            return self._clients[service]
+
+
+_THROTTLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "LimitExceededException",
+}
+_DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
+_EXPIRED = {"ExpiredTokenException", "ExpiredToken", "RequestExpired", "TokenRefreshRequired"}
+_BAD_CREDS = {"UnrecognizedClientException", "InvalidSignatureException",
+              "InvalidClientTokenId", "SignatureDoesNotMatch"}
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_throttle(exc: BaseException) -> bool:
+    if error_code(exc) in _THROTTLE:
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return isinstance(status, int) and status >= 500
+    return False
+
+
+def translate(exc: BaseException) -> StreamqError | None:
+    """Map a botocore exception to a StreamqError; None if it is not one we know."""
+    try:
+        from botocore import exceptions as bx
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, bx.ClientError):
+        code = error_code(exc)
+        msg = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        op = getattr(exc, "operation_name", "") or ""
+        if code == "ResourceNotFoundException":
+            return NotFound(f"not found: {msg} ({op})")
+        if code in _DENIED:
+            m = re.search(r"perform: ([\w-]+:\w+)", msg)
+            action = m.group(1) if m else _guess_action(exc, op)
+            return AwsError(f"access denied: {action} is not allowed for these credentials",
+                            hint=msg)
+        if code in _EXPIRED:
+            return AwsError("AWS credentials have expired: refresh them "
+                            "(e.g. `aws sso login --profile NAME`) and retry")
+        if code in _BAD_CREDS:
+            return AwsError(f"AWS rejected the credentials ({code}): check the profile or keys")
+        if code in _THROTTLE:
+            return AwsError(f"throttled by AWS ({code}) after retries during {op}: "
+                            "retry later or lower --rate/--segments")
+        if code == "ValidationException":
+            return BadInput(f"AWS rejected the request ({op}): {msg}")
+        return AwsError(f"{op or 'AWS call'} failed: {code}: {msg}")
+    if isinstance(exc, bx.NoRegionError):
+        return BadInput("no AWS region: pass --region, set AWS_REGION, or configure the profile")
+    if isinstance(exc, bx.NoCredentialsError):
+        return BadInput("no AWS credentials found: pass --profile, set AWS_PROFILE or "
+                        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --sandbox")
+    if isinstance(exc, bx.ProfileNotFound):
+        return BadInput(f"AWS profile not found: {exc}")
+    sso = (bx.SSOTokenLoadError, bx.TokenRetrievalError, bx.UnauthorizedSSOTokenError)
+    if isinstance(exc, sso):
+        return AwsError(f"AWS SSO token expired or missing: run `aws sso login` ({exc})")
+    if isinstance(exc, bx.EndpointConnectionError):
+        return AwsError(f"cannot reach AWS endpoint: {exc}")
+    if isinstance(exc, bx.ConnectionError):
+        return AwsError(f"connection to AWS failed: {exc}")
+    if isinstance(exc, bx.ParamValidationError):
+        return BadInput(f"invalid request: {exc}")
+    if isinstance(exc, bx.BotoCoreError):
+        return AwsError(f"AWS client error: {exc}")
+    return None
+
+
+def _guess_action(exc: BaseException, op: str) -> str:
+    model = getattr(exc, "operation_name", None)
+    prefix = ""
+    response = getattr(exc, "response", {}) or {}
+    url = str(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("host", ""))
+    for service in ("dynamodb", "lambda", "sqs", "iam", "streams.dynamodb"):
+        if url.startswith(service):
+            prefix = service.split(".")[-1] + ":"
+    return f"{prefix}{model or op}" if (model or op) else "an AWS action"
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Re-raise known botocore exceptions as StreamqError (keeping the cause)."""
+    try:
+        yield
+    except StreamqError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc

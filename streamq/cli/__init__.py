@@ -1,0 +1,1 @@
+"""The typer app: parse -> call the library -> render. No boto3 here."""

@@ -1,0 +1,114 @@
+"""The ``streamq`` command: global options, sub-commands, and the one error handler."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+
+from .. import __version__
+from ..errors import ExitCode, StreamqError
+from . import common
+
+app = typer.Typer(
+    name="streamq",
+    help=(
+        "Operate a DynamoDB-stream outbox: see the queue, re-fire records safely, "
+        "tune the Lambda trigger.\n\n"
+        "Examples:\n\n"
+        "  streamq --table mail_outbox list\n\n"
+        "  streamq list --status failed --older-than 1h -o ids | "
+        "streamq refire --ids-from - --yes\n\n"
+        "  streamq config-trigger --retry-attempts 3 --bisect --dry-run\n\n"
+        "Exit codes: 0 ok, 1 AWS/runtime error, 2 usage or bad input, 3 partial failure, "
+        "4 not found, 5 refused for safety, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"streamq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+    **flags: Any,
+) -> None:
+    ctx.obj = {k: v for k, v in flags.items() if v not in (None, False)}
+
+
+# The root callback takes the same shared options as every command.
+common.with_common_params(_root, _root)
+
+
+def _register() -> None:
+    from . import config_cmd, queue_cmds
+
+    queue_cmds.register(app)
+    config_cmd.register(app)
+    for name in ("refire_cmd", "trigger_cmd", "sandbox_cmd"):
+        try:
+            module = __import__(f"streamq.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"streamq.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+_argv: list[str] | None = None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: expected failures print one line, never a traceback."""
+    global _argv
+    _argv = argv
+    try:
+        app(args=argv, prog_name="streamq")
+    except StreamqError as exc:
+        _fail(exc, exc.message, exc.exit_code, exc.hint)
+    except KeyboardInterrupt as exc:
+        _fail(exc, "interrupted", ExitCode.INTERRUPTED, None)
+    except BrokenPipeError:
+        # The reader went away (`streamq list | head`): not our failure.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as exc:
+        from ..aws import translate
+
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        _fail(exc, mapped.message, mapped.exit_code, mapped.hint)
+
+
+def _fail(exc: BaseException, message: str, code: int, hint: str | None) -> None:
+    from .. import render
+
+    if _debugging():
+        traceback.print_exception(exc)
+    render.error(message)
+    if hint and _debugging():
+        render.info(hint)
+    sys.exit(int(code))
+
+
+def _debugging() -> bool:
+    argv = _argv if _argv is not None else sys.argv[1:]
+    return "--debug" in argv or os.environ.get("STREAMQ_DEBUG", "") not in ("", "0")

@@ -1,0 +1,154 @@
+"""Options every command takes (outbox + AWS), and the wrapper that resolves them.
+
+``@outbox_command`` appends the shared options to a command's signature, so
+``streamq list --region eu-west-1`` works as well as ``streamq --region
+eu-west-1 list`` (the AWS CLI accepts both), and hands the command a resolved
+:class:`~streamq.config.Settings`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+
+from .. import config
+from ..errors import BadInput, Interrupted
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTBOX = "Outbox"
+AWS = "AWS"
+
+
+def _opt(*decls: str, help: str, panel: str = OUTBOX, **kw: Any) -> Any:
+    return typer.Option(*decls, help=help, rich_help_panel=panel, show_default=False, **kw)
+
+
+#: name -> (annotation, default). Every value defaults to None = "not given".
+COMMON: dict[str, Any] = {
+    "table": Annotated[str | None, _opt("--table", "-t", help="Outbox table name.",
+                                        envvar=None)],
+    "outbox": Annotated[str | None, _opt(
+        "--outbox", help="Named [outbox.NAME] section of streamq.toml.")],
+    "function": Annotated[str | None, _opt(
+        "--function", help="Trigger's Lambda function (when the stream has several).")],
+    "created_attr": Annotated[str | None, _opt(
+        "--created-attr", help="Creation-time attribute [default: created_at].")],
+    "error_attr": Annotated[str | None, _opt(
+        "--error-attr", help="Last-error attribute [default: last_error].")],
+    "attempts_attr": Annotated[str | None, _opt(
+        "--attempts-attr", help="Attempt-counter attribute [default: attempts].")],
+    "refired_attr": Annotated[str | None, _opt(
+        "--refired-attr", help="Attribute refire stamps with the time [default: refired_at].")],
+    "refire_count_attr": Annotated[str | None, _opt(
+        "--refire-count-attr", help="Attribute refire increments [default: refire_count].")],
+    "refire_run_attr": Annotated[str | None, _opt(
+        "--refire-run-attr", help="Attribute refire sets to its run token [default: refire_run].")],
+    "stuck_after": Annotated[str | None, _opt(
+        "--stuck-after", help="Age after which a record without error is stuck [default: 5m].")],
+    "profile": Annotated[str | None, _opt("--profile", help="AWS profile.", panel=AWS)],
+    "region": Annotated[str | None, _opt("--region", help="AWS region.", panel=AWS)],
+    "endpoint_url": Annotated[str | None, _opt(
+        "--endpoint-url", help="AWS endpoint URL (or AWS_ENDPOINT_URL).", panel=AWS)],
+    "sandbox": Annotated[bool, _opt(
+        "--sandbox", help="Use the running local sandbox (or STREAMQ_SANDBOX=1).", panel=AWS)],
+    "debug": Annotated[bool, _opt("--debug", help="Show tracebacks and the chosen access path.",
+                                  panel=AWS)],
+}
+COMMON_DEFAULTS = {"sandbox": False, "debug": False}
+
+
+def root_flags() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    obj = ctx.find_root().obj
+    return dict(obj) if isinstance(obj, dict) else {}
+
+
+def set_debug(flag: bool) -> None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and flag:
+        root = ctx.find_root()
+        if not isinstance(root.obj, dict):
+            root.obj = {}
+        root.obj["debug"] = True
+
+
+def resolve_settings(flags: dict[str, Any]) -> config.Settings:
+    merged = {k: v for k, v in root_flags().items() if v not in (None, False)}
+    merged.update({k: v for k, v in flags.items() if v not in (None, False)})
+    set_debug(bool(merged.get("debug")))
+    return config.resolve(merged)
+
+
+def with_common_params(target: Callable[..., Any], source: Callable[..., Any]) -> None:
+    """Give ``target`` the signature of ``source`` (less ``settings`` and ``**kw``) plus
+    the shared options, so typer builds the options from it."""
+    sig = inspect.signature(source)
+    hints = typing.get_type_hints(source, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in sig.parameters.values()
+           if p.name != "settings" and p.kind is not p.VAR_KEYWORD]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann,
+                               default=COMMON_DEFAULTS.get(name))
+             for name, ann in COMMON.items()]
+    target.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+    target.__annotations__ = {**{p.name: p.annotation for p in own}, **COMMON}
+
+
+def outbox_command(func: F) -> F:
+    """Add the shared options and pass ``settings=`` to the command."""
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name, None) for name in COMMON}
+        set_debug(bool(flags.get("debug")))
+        settings = resolve_settings(flags)
+        return run_guarded(func, settings=settings, **kwargs)
+
+    with_common_params(wrapper, func)
+    return wrapper  # type: ignore[return-value]
+
+
+def run_guarded(func: Callable[..., Any], **kwargs: Any) -> Any:
+    """Ctrl-C inside a command is an :class:`Interrupted` (exit 130), not click's Abort."""
+    try:
+        return func(**kwargs)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
+
+
+class Output(str, enum.Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    ids = "ids"
+
+
+class TableOrJson(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+class SortOrder(str, enum.Enum):
+    age = "age"
+    oldest = "-age"
+
+
+def value_of(choice: enum.Enum | None) -> str | None:
+    return None if choice is None else str(choice.value)
+
+
+def choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise BadInput(f"invalid {option} {value!r}: use one of {', '.join(allowed)}")
+    return value

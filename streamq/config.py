@@ -1,0 +1,228 @@
+"""Resolved settings: flag > STREAMQ_* environment > streamq.toml > defaults.
+
+Resolution happens once, into a frozen :class:`Settings` that remembers where
+every value came from (``streamq config show`` prints it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .durations import parse_duration
+from .errors import BadInput
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+CONFIG_FILE = "streamq.toml"
+
+#: setting name -> default. Order is the order ``config show`` prints.
+DEFAULTS: dict[str, Any] = {
+    "table": None,
+    "function": None,
+    "created_attr": "created_at",
+    "error_attr": "last_error",
+    "attempts_attr": "attempts",
+    "refired_attr": "refired_at",
+    "refire_count_attr": "refire_count",
+    "refire_run_attr": "refire_run",
+    "stuck_after": "5m",
+    "profile": None,
+    "region": None,
+    "endpoint_url": None,
+}
+
+HELP: dict[str, str] = {
+    "table": "the outbox table",
+    "function": "the trigger's Lambda function, when the stream has several triggers",
+    "created_attr": "attribute holding the record's creation time (ISO-8601 or epoch s/ms)",
+    "error_attr": "attribute holding the last delivery error (present and non-empty = failed)",
+    "attempts_attr": "attribute counting delivery attempts",
+    "refired_attr": "attribute refire sets to the current time",
+    "refire_count_attr": "attribute refire increments",
+    "refire_run_attr": "attribute refire sets to its run token",
+    "stuck_after": "age after which an undelivered record without an error is stuck",
+    "profile": "AWS profile",
+    "region": "AWS region",
+    "endpoint_url": "AWS endpoint URL (also AWS_ENDPOINT_URL)",
+}
+
+
+def user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "streamq"
+
+
+def user_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "streamq"
+
+
+@dataclass(frozen=True)
+class Settings:
+    table: str | None = None
+    function: str | None = None
+    created_attr: str = "created_at"
+    error_attr: str = "last_error"
+    attempts_attr: str = "attempts"
+    refired_attr: str = "refired_at"
+    refire_count_attr: str = "refire_count"
+    refire_run_attr: str = "refire_run"
+    stuck_after: float = 300.0
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    outbox: str | None = None
+    sandbox: bool = False
+    debug: bool = False
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def require_table(self) -> str:
+        if not self.table:
+            raise BadInput(
+                "no table: pass --table NAME, set STREAMQ_TABLE, add table = \"...\" to "
+                "streamq.toml, or use --sandbox"
+            )
+        return self.table
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+            return data
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _check_keys(data: Mapping[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key not in DEFAULTS:
+            known = ", ".join(DEFAULTS)
+            raise BadInput(f"{where}: unknown setting {key!r} (known: {known})")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise BadInput(f"{where}: {key} must be a string or number")
+
+
+def config_files(cwd: Path | None = None) -> list[Path]:
+    """Files read, lowest precedence first (user config dir, then current directory)."""
+    paths = [user_config_dir() / CONFIG_FILE, (cwd or Path.cwd()) / CONFIG_FILE]
+    return [p for p in paths if p.is_file()]
+
+
+def _file_layers(outbox: str | None, cwd: Path | None) -> list[tuple[dict[str, Any], str]]:
+    layers: list[tuple[dict[str, Any], str]] = []
+    found_section = False
+    for path in config_files(cwd):
+        data = _load_file(path)
+        sections = data.pop("outbox", {})
+        if not isinstance(sections, dict):
+            raise BadInput(f"{path}: [outbox] must be a table of [outbox.NAME] sections")
+        _check_keys(data, str(path))
+        layers.append((data, str(path)))
+        if outbox is not None and outbox in sections:
+            section = sections[outbox]
+            if not isinstance(section, dict):
+                raise BadInput(f"{path}: [outbox.{outbox}] must be a table")
+            _check_keys(section, f"{path} [outbox.{outbox}]")
+            layers.append((section, f"{path} [outbox.{outbox}]"))
+            found_section = True
+    if outbox is not None and not found_section:
+        where = " or ".join(str(p) for p in config_files(cwd)) or "no streamq.toml found"
+        raise BadInput(f"no [outbox.{outbox}] section ({where})")
+    return layers
+
+
+def resolve(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings. ``flags`` holds only what the user passed (None = not passed)."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    outbox = flags.get("outbox") or env.get("STREAMQ_OUTBOX") or None
+
+    values: dict[str, Any] = dict(DEFAULTS)
+    sources: dict[str, str] = {k: "default" for k in DEFAULTS}
+    # Lowest to highest precedence: files (user dir, cwd, then each's section), env, flags.
+    for data, where in _file_layers(outbox, cwd):
+        for key, value in data.items():
+            values[key] = value
+            sources[key] = where
+    for key in DEFAULTS:
+        env_name = "STREAMQ_" + key.upper()
+        if env.get(env_name):
+            values[key] = env[env_name]
+            sources[key] = f"env {env_name}"
+    for key in DEFAULTS:
+        if key in flags:
+            values[key] = flags[key]
+            sources[key] = "flag --" + key.replace("_", "-")
+
+    for key in ("created_attr", "error_attr", "attempts_attr", "refired_attr",
+                "refire_count_attr", "refire_run_attr"):
+        if not isinstance(values[key], str) or not values[key]:
+            raise BadInput(f"{key} must be a non-empty attribute name ({sources[key]})")
+    stuck = parse_duration(str(values["stuck_after"]),
+                           what=f"stuck-after ({sources['stuck_after']})")
+    names = [values[k] for k in ("refired_attr", "refire_count_attr", "refire_run_attr")]
+    if len(set(names)) != 3:
+        raise BadInput("refired_attr, refire_count_attr and refire_run_attr must be distinct")
+
+    sandbox = bool(flags.get("sandbox")) or env.get("STREAMQ_SANDBOX", "") not in ("", "0")
+    if sandbox:
+        _point_at_sandbox(values, sources)
+    return Settings(
+        table=_opt_str(values["table"]),
+        function=_opt_str(values["function"]),
+        created_attr=values["created_attr"],
+        error_attr=values["error_attr"],
+        attempts_attr=values["attempts_attr"],
+        refired_attr=values["refired_attr"],
+        refire_count_attr=values["refire_count_attr"],
+        refire_run_attr=values["refire_run_attr"],
+        stuck_after=stuck,
+        profile=_opt_str(values["profile"]),
+        region=_opt_str(values["region"]),
+        endpoint_url=_opt_str(values["endpoint_url"]),
+        outbox=outbox,
+        sandbox=sandbox,
+        debug=bool(flags.get("debug")),
+        sources=sources,
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _point_at_sandbox(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """--sandbox: endpoint, region, table and function come from the running sandbox.
+
+    Never mixed with real AWS: an explicit profile or endpoint is a conflict, and
+    a sandbox that is not running is an error, not a fallback.
+    """
+    from .errors import StreamqError
+    from .sandbox.state import read_state
+
+    for key in ("profile", "endpoint_url"):
+        if sources[key] != "default":
+            raise BadInput(f"--sandbox conflicts with {key} ({sources[key]})")
+    state = read_state()
+    if state is None:
+        raise StreamqError("the sandbox is not running: start it with `streamq sandbox up`")
+    values["endpoint_url"], sources["endpoint_url"] = state.endpoint, "sandbox"
+    values["region"], sources["region"] = state.region, "sandbox"
+    for key, value in (("table", state.table), ("function", state.function)):
+        if sources[key] == "default":
+            values[key], sources[key] = value, "sandbox"

@@ -1,0 +1,322 @@
+"""Rendering: the only package that imports ``rich``.
+
+Data goes to stdout; messages, warnings, progress and errors go to stderr.
+Colour and tables only on a terminal; ``NO_COLOR`` is respected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from ..durations import humanize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from ..outbox import Record, TableInfo
+
+OUTPUTS = ("table", "json", "jsonl", "csv", "ids")
+STATUS_STYLE = {"failed": "bold red", "stuck": "yellow", "pending": "dim",
+                "refired": "green", "missing": "magenta", "skipped": "cyan"}
+
+
+def is_tty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def default_output(out: IO[str] | None = None) -> str:
+    """A table for people at a terminal, JSON lines for pipes."""
+    return "table" if is_tty(out or sys.stdout) else "jsonl"
+
+
+def table_or_json(chosen: str | None) -> str:
+    """For commands that print one document: a view on a terminal, JSON when piped."""
+    return chosen or ("table" if is_tty(sys.stdout) else "json")
+
+
+def _console(stream: IO[str]) -> Console:
+    from rich.console import Console
+
+    return Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")) or None,
+                   highlight=False, soft_wrap=False)
+
+
+def err_console() -> Console:
+    return _console(sys.stderr)
+
+
+def out_console() -> Console:
+    return _console(sys.stdout)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _say(prefix: str, style: str, text: str) -> None:
+    if is_tty(sys.stderr) and not os.environ.get("NO_COLOR"):
+        from rich.markup import escape
+
+        err_console().print(f"[{style}]{prefix}[/{style}]{escape(text)}")
+    else:
+        sys.stderr.write(f"{prefix}{text}\n")
+        sys.stderr.flush()
+
+
+def error(text: str) -> None:
+    _say("streamq: error: ", "bold red", text)
+
+
+def warn(text: str) -> None:
+    _say("warning: ", "yellow", text)
+
+
+def info(text: str) -> None:
+    _say("", "dim", text)
+
+
+def debug(text: str) -> None:
+    _say("debug: ", "dim", text)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def print_json(obj: Any, out: IO[str] | None = None) -> None:
+    out = out or sys.stdout
+    out.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+    out.flush()
+
+
+# --------------------------------------------------------------------------- records
+
+
+class RecordSink(Protocol):
+    def write(self, record: Record) -> None: ...
+    def close(self) -> None: ...
+
+
+class _StreamSink:
+    """json / jsonl / csv / ids: one record at a time, nothing kept in memory."""
+
+    def __init__(self, fmt: str, info: TableInfo, out: IO[str]) -> None:
+        self.fmt, self.info, self.out = fmt, info, out
+        self.count = 0
+        self._csv: Any = None
+        if fmt == "csv":
+            self._csv = csv.writer(out, lineterminator="\n")
+            self._csv.writerow([*info.key_names, "status", "age_seconds", "created_at",
+                                "attempts", "error", "refire_count"])
+        elif fmt == "json":
+            out.write("[")
+
+    def write(self, record: Record) -> None:
+        from ..outbox import key_text
+
+        fmt = self.fmt
+        if fmt == "ids":
+            self.out.write(key_text(record.key, self.info) + "\n")
+        elif fmt == "csv":
+            doc = record.to_json(self.info)
+            self._csv.writerow([*(_cell(v) for v in doc["key"].values()), doc["status"],
+                                _cell(doc["age_seconds"]), _cell(doc["created_at"]),
+                                _cell(doc["attempts"]), _cell(doc["error"]),
+                                _cell(doc["refire_count"])])
+        else:
+            line = dumps(record.to_json(self.info))
+            if fmt == "json":
+                self.out.write(("\n" if self.count == 0 else ",\n") + line)
+            else:
+                self.out.write(line + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else dumps(value)
+
+
+class _TableSink:
+    """A table for people: buffered (column widths), so meant for a terminal."""
+
+    def __init__(self, info: TableInfo, out: IO[str], footer: dict[str, Any] | None) -> None:
+        self.info, self.out = info, out
+        self.records: list[Record] = []
+        self.footer = footer if footer is not None else {}
+
+    def write(self, record: Record) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        from ..outbox import key_text
+
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("KEY", overflow="fold", max_width=48)
+        table.add_column("AGE", justify="right")
+        table.add_column("STATUS")
+        table.add_column("ATTEMPTS", justify="right")
+        table.add_column("REFIRES", justify="right")
+        table.add_column("LAST ERROR", overflow="ellipsis", no_wrap=True, max_width=60)
+        counts: dict[str, int] = {}
+        for r in self.records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+            style = STATUS_STYLE.get(r.status, "")
+            table.add_row(escape(key_text(r.key, self.info)), humanize(r.age_seconds),
+                          f"[{style}]{r.status}[/{style}]" if style else r.status,
+                          "" if r.attempts is None else str(r.attempts),
+                          "" if r.refire_count is None else str(r.refire_count),
+                          escape(_one_line(r.error or "")))
+        console = _console(self.out)
+        if self.records:
+            console.print(table)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing"
+        extra = self.footer.get("text")
+        console.print(f"[dim]{len(self.records)} record(s): {summary}"
+                      f"{' · ' + extra if extra else ''}[/dim]")
+
+
+def _one_line(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def open_sink(fmt: str, info: TableInfo, out: IO[str] | None = None,
+              footer: dict[str, Any] | None = None) -> RecordSink:
+    out = out or sys.stdout
+    if fmt == "table":
+        return _TableSink(info, out, footer)
+    return _StreamSink(fmt, info, out)
+
+
+# --------------------------------------------------------------------------- show / stats
+
+
+def show_record(doc: dict[str, Any], out: IO[str] | None = None) -> None:
+    """One record for a person: derived fields, then the whole item."""
+    from rich.json import JSON
+    from rich.table import Table
+
+    console = _console(out or sys.stdout)
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    status = doc["status"]
+    style = STATUS_STYLE.get(status, "")
+    head.add_row("key", dumps(doc["key"]))
+    head.add_row("status", f"[{style}]{status}[/{style}]" if style else status)
+    head.add_row("age", f"{humanize(doc['age_seconds'])}"
+                 + (f"  (created {doc['created_at']})" if doc.get("created_at") else ""))
+    head.add_row("attempts", "-" if doc["attempts"] is None else str(doc["attempts"]))
+    head.add_row("refires", "-" if doc["refire_count"] is None else str(doc["refire_count"]))
+    if doc.get("error"):
+        from rich.markup import escape
+
+        head.add_row("last error", escape(doc["error"]))
+    console.print(head)
+    console.print(JSON(json.dumps(doc["item"], ensure_ascii=False, default=str)))
+
+
+def show_stats(doc: dict[str, Any], out: IO[str] | None = None) -> None:
+    from rich.table import Table
+
+    console = _console(out or sys.stdout)
+    counts = doc["counts"]
+    console.print(f"[bold]{doc['table']}[/bold]: {doc['total']} record(s) in the outbox")
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    t.add_column("STATUS")
+    t.add_column("COUNT", justify="right")
+    for status, n in counts.items():
+        style = STATUS_STYLE.get(status, "")
+        t.add_row(f"[{style}]{status}[/{style}]" if style else status, str(n))
+    console.print(t)
+    if doc["oldest_age_seconds"] is not None:
+        console.print(f"oldest: {humanize(doc['oldest_age_seconds'])} "
+                      f"({dumps(doc['oldest_key'])})")
+    if doc.get("unknown_age"):
+        console.print(f"[yellow]{doc['unknown_age']} record(s) have no readable created time"
+                      "[/yellow]")
+    hist = doc["age_histogram"]
+    top = max(hist.values(), default=0) or 1
+    h = Table(box=None, pad_edge=False, header_style="bold")
+    h.add_column("AGE")
+    h.add_column("COUNT", justify="right")
+    h.add_column("")
+    for bucket, n in hist.items():
+        h.add_row(bucket, str(n), "█" * max(1 if n else 0, round(30 * n / top)))
+    console.print(h)
+    if hist.get(">24h"):
+        console.print("[yellow]records older than 24h have left the stream: "
+                      "only a refire sends them to the trigger again[/yellow]")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A scan counter on stderr, only on a terminal; silent otherwise."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label, self.enabled = label, enabled
+        self.count = 0
+        self._live: Any = None
+        self._start = time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.count += n
+        if self._live is not None:
+            rate = self.count / max(time.monotonic() - self._start, 1e-6)
+            self._live.update(f"{self.label}: {self.count:,} items ({rate:,.0f}/s)")
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from rich.status import Status
+
+            self._live = Status(self.label, console=err_console())
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+
+@contextmanager
+def progress(label: str, enabled: bool | None = None) -> Iterator[Progress]:
+    with Progress(label, is_tty(sys.stderr) if enabled is None else enabled) as p:
+        yield p
+
+
+def kv_table(rows: Sequence[tuple[str, str, str]], headers: Sequence[str],
+             out: IO[str] | None = None) -> None:
+    """A plain three-column table (e.g. ``config show``: setting, value, source)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for h in headers:
+        t.add_column(h)
+    for row in rows:
+        t.add_row(*(escape(c) for c in row))
+    _console(out or sys.stdout).print(t)

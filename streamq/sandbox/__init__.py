@@ -1,0 +1,1 @@
+"""The local sandbox: moto's server plus a poller that emulates the stream trigger."""

@@ -1,0 +1,66 @@
+"""Where a running sandbox records itself, so ``--sandbox`` can find it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..config import user_state_dir
+
+SANDBOX_REGION = "us-east-1"
+SANDBOX_TABLE = "mail_outbox"
+SANDBOX_HISTORY_TABLE = "mail_history"
+SANDBOX_FUNCTION = "mail-sender"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("STREAMQ_SANDBOX_DIR") or user_state_dir() / "sandbox")
+
+
+def state_file() -> Path:
+    return state_dir() / "state.json"
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    pid: int
+    endpoint: str
+    region: str = SANDBOX_REGION
+    table: str = SANDBOX_TABLE
+    history_table: str = SANDBOX_HISTORY_TABLE
+    function: str = SANDBOX_FUNCTION
+    started_at: float = 0.0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state() -> SandboxState | None:
+    """The running sandbox, or None (no state file, or its process is gone)."""
+    try:
+        data = json.loads(state_file().read_text())
+        state = SandboxState(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return state if pid_alive(state.pid) else None
+
+
+def write_state(state: SandboxState) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(path)
+
+
+def clear_state() -> None:
+    state_file().unlink(missing_ok=True)

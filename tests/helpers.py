@@ -1,0 +1,118 @@
+"""Shared test helpers: an in-process CLI runner and outbox table builders."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def jsonl(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+class CliRunner:
+    """Runs ``streamq`` in-process exactly as the console script does (``main``),
+    with stdin/stdout/stderr captured (so never a TTY)."""
+
+    def __call__(self, *args: str, input: str | None = None) -> Result:
+        from streamq.cli.app import main
+
+        out, err = io.StringIO(), io.StringIO()
+        old_stdin = sys.stdin
+        sys.stdin = io.StringIO(input or "")
+        code = 0
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main(list(args))
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None
+                                                                       else 1)
+        finally:
+            sys.stdin = old_stdin
+        return Result(code, out.getvalue(), err.getvalue())
+
+
+def iso_ago(seconds: float) -> str:
+    return datetime.fromtimestamp(time.time() - seconds, tz=timezone.utc).isoformat()
+
+
+def create_table(ddb: Any, name: str, hash_key: tuple[str, str] = ("id", "S"),
+                 range_key: tuple[str, str] | None = None, stream: bool = True,
+                 gsis: list[dict[str, Any]] | None = None,
+                 extra_attrs: list[tuple[str, str]] | None = None) -> None:
+    attrs = {hash_key[0]: hash_key[1]}
+    schema = [{"AttributeName": hash_key[0], "KeyType": "HASH"}]
+    if range_key:
+        attrs[range_key[0]] = range_key[1]
+        schema.append({"AttributeName": range_key[0], "KeyType": "RANGE"})
+    for n, t in extra_attrs or []:
+        attrs[n] = t
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": schema,
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t}
+                                 for n, t in attrs.items()],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True,
+                                         "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    if gsis:
+        kwargs["GlobalSecondaryIndexes"] = gsis
+    ddb.create_table(**kwargs)
+
+
+def batch_put(ddb: Any, table: str, items: list[dict[str, Any]]) -> None:
+    for start in range(0, len(items), 25):
+        request = {table: [{"PutRequest": {"Item": it}} for it in items[start:start + 25]]}
+        while request:
+            resp = ddb.batch_write_item(RequestItems=request)
+            request = resp.get("UnprocessedItems") or {}
+
+
+def outbox_items(n: int, *, key: str = "id", key_type: str = "S", failed_every: int = 20,
+                 stuck_every: int = 20, range_key: str | None = None) -> tuple[
+                     list[dict[str, Any]], dict[str, set[Any]]]:
+    """``n`` outbox items: 1 in ``failed_every`` failed, 1 in ``stuck_every`` stuck (10 min
+    old), the rest pending (10 s old). Returns the items and the plain key values by status
+    (a key value is the hash value, or a (hash, range) tuple for composite keys)."""
+    items, truth = [], {"failed": set(), "stuck": set(), "pending": set()}
+    for i in range(n):
+        hv: Any = f"msg-{i:06d}" if key_type == "S" else i
+        item: dict[str, Any] = {key: {key_type: str(hv)},
+                                "recipient": {"S": f"user{i}@example.com"},
+                                "tenant": {"S": "acme" if i % 3 == 0 else "globex"},
+                                "attempts": {"N": str(i % 4)}}
+        ident: Any = hv
+        if range_key:
+            item[range_key] = {"N": str(i % 7)}
+            ident = (hv, i % 7)
+        if i % failed_every == 1:
+            status = "failed"
+            item["last_error"] = {"S": f"429 Too Many Requests (try {i % 4})"}
+            item["created_at"] = {"S": iso_ago(3600)}
+        elif i % stuck_every == 2:
+            status = "stuck"
+            item["created_at"] = {"N": str(int((time.time() - 600) * 1000))}  # epoch ms
+        else:
+            status = "pending"
+            item["created_at"] = {"N": str(int(time.time() - 10))}  # epoch s
+        truth[status].add(ident)
+        items.append(item)
+    return items, truth

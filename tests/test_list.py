@@ -1,0 +1,206 @@
+"""streamq list / stats / show against moto's server over HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.helpers import batch_put, create_table, iso_ago, outbox_items
+
+
+def _keys(records: list[dict[str, Any]], names: tuple[str, ...]) -> set[Any]:
+    out = set()
+    for r in records:
+        vals = tuple(r["key"][n] for n in names)
+        out.add(vals[0] if len(vals) == 1 else vals)
+    return out
+
+
+TABLES = [
+    pytest.param(("id", "S"), None, id="string-hash"),
+    pytest.param(("id", "N"), None, id="numeric-hash"),
+    pytest.param(("id", "S"), ("seq", "N"), id="composite"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("hash_key", "range_key"), TABLES)
+def test_ten_thousand_items_exact_sets(ddb, cli, hash_key, range_key) -> None:
+    create_table(ddb, "outbox", hash_key=hash_key, range_key=range_key)
+    items, truth = outbox_items(10_000, key=hash_key[0], key_type=hash_key[1],
+                                range_key=range_key[0] if range_key else None)
+    batch_put(ddb, "outbox", items)
+    names = (hash_key[0],) + ((range_key[0],) if range_key else ())
+    assert len(truth["failed"]) == 500 and len(truth["stuck"]) == 500
+
+    res = cli("list", "--table", "outbox", "-o", "json")
+    assert res.code == 0, res.err
+    records = res.json()
+    assert _keys(records, names) == truth["failed"] | truth["stuck"]
+    assert {r["status"] for r in records} == {"failed", "stuck"}
+
+    res = cli("list", "--table", "outbox", "--status", "failed", "-o", "jsonl")
+    assert res.code == 0, res.err
+    failed = res.jsonl()
+    assert _keys(failed, names) == truth["failed"]
+    assert all(r["error"].startswith("429") for r in failed)
+
+    # --where narrows: failed records of tenant acme (every third item).
+    res = cli("list", "--table", "outbox", "--status", "failed", "--where", "tenant=acme",
+              "-o", "jsonl")
+    narrowed = _keys(res.jsonl(), names)
+    expect = {k for k in truth["failed"]
+              if (k[0] if isinstance(k, tuple) else k) is not None}
+    expect = {r_key for r_key, rec in ((_keys([r], names).pop(), r) for r in failed)
+              if rec["item"]["tenant"] == "acme"}
+    assert narrowed == expect and 0 < len(narrowed) < len(truth["failed"])
+
+    res = cli("stats", "--table", "outbox", "-o", "json")
+    assert res.code == 0, res.err
+    stats = res.json()
+    assert stats["counts"] == {"failed": 500, "stuck": 500, "pending": 9000}
+    assert stats["total"] == 10_000
+    assert 590 < stats["oldest_age_seconds"] < 3700
+
+
+def test_json_record_shape_and_item_plain(ddb, cli) -> None:
+    create_table(ddb, "outbox")
+    ddb.put_item(TableName="outbox", Item={
+        "id": {"S": "a"}, "created_at": {"S": iso_ago(4000)}, "last_error": {"S": "boom"},
+        "attempts": {"N": "3"}, "refire_count": {"N": "2"}, "price": {"N": "1.5"},
+        "tags": {"SS": ["x"]}, "meta": {"M": {"n": {"N": "7"}, "ok": {"BOOL": True}}},
+        "nothing": {"NULL": True}, "blob": {"B": b"\x00\x01"}})
+    res = cli("list", "-t", "outbox", "-o", "jsonl")
+    assert res.code == 0, res.err
+    [rec] = res.jsonl()
+    assert rec["key"] == {"id": "a"}
+    assert rec["status"] == "failed" and rec["error"] == "boom"
+    assert rec["attempts"] == 3 and rec["refire_count"] == 2
+    assert 3990 < rec["age_seconds"] < 4100
+    assert rec["item"]["price"] == 1.5 and rec["item"]["meta"] == {"n": 7, "ok": True}
+    assert rec["item"]["nothing"] is None and rec["item"]["blob"] == "AAE="
+
+
+def test_piped_default_is_jsonl_and_ids_csv(ddb, cli) -> None:
+    create_table(ddb, "outbox")
+    batch_put(ddb, "outbox", [
+        {"id": {"S": "plain"}, "created_at": {"S": iso_ago(900)}},
+        {"id": {"S": "{looks-like-json"}, "created_at": {"S": iso_ago(900)}},
+        {"id": {"S": " padded "}, "created_at": {"S": iso_ago(900)}},
+        {"id": {"S": "fresh"}, "created_at": {"S": iso_ago(1)}},
+    ])
+    res = cli("list", "-t", "outbox")
+    assert res.code == 0
+    assert {r["key"]["id"] for r in res.jsonl()} == {"plain", "{looks-like-json", " padded "}
+    ids = cli("list", "-t", "outbox", "-o", "ids").out.splitlines()
+    assert "plain" in ids and '{"id":"{looks-like-json"}' in ids and '{"id":" padded "}' in ids
+    from streamq.outbox import KeyAttr, TableInfo, parse_key_text
+    info = TableInfo("outbox", KeyAttr("id", "S"))
+    assert {parse_key_text(line, info)["id"]["S"] for line in ids} == {
+        "plain", "{looks-like-json", " padded "}
+    csv_out = cli("list", "-t", "outbox", "-o", "csv", "--sort", "age").out.splitlines()
+    assert csv_out[0] == "id,status,age_seconds,created_at,attempts,error,refire_count"
+    assert len(csv_out) == 4
+    assert cli("list", "-t", "outbox", "--count").out.strip() == "3"
+    assert cli("list", "-t", "outbox", "--status", "all", "--count").out.strip() == "4"
+
+
+def test_limit_sort_older_than(ddb, cli) -> None:
+    create_table(ddb, "outbox")
+    batch_put(ddb, "outbox", [{"id": {"S": f"k{age}"}, "created_at": {"S": iso_ago(age)}}
+                              for age in (400, 1000, 5000, 20000)])
+    res = cli("list", "-t", "outbox", "--sort=-age", "-n", "2", "-o", "jsonl")
+    assert [r["key"]["id"] for r in res.jsonl()] == ["k20000", "k5000"]
+    res = cli("list", "-t", "outbox", "--sort", "age", "-o", "jsonl")
+    assert [r["key"]["id"] for r in res.jsonl()] == ["k400", "k1000", "k5000", "k20000"]
+    res = cli("list", "-t", "outbox", "--older-than", "30m", "-o", "ids")
+    assert set(res.out.split()) == {"k5000", "k20000"}
+    assert len(cli("list", "-t", "outbox", "-n", "3", "-o", "ids").out.split()) == 3
+
+
+WEIRD = ["status", "name", "size", "a.b", "x#y", "c:d", "with space"]
+
+
+@pytest.mark.parametrize("attr", WEIRD)
+def test_where_and_mapping_with_reserved_and_odd_names(ddb, cli, attr) -> None:
+    create_table(ddb, "outbox")
+    value = 'it\'s "quoted" — ünïcødé'
+    batch_put(ddb, "outbox", [
+        {"id": {"S": "hit"}, attr: {"S": value}, "when": {"S": iso_ago(900)},
+         "err x": {"S": "bad"}},
+        {"id": {"S": "miss"}, attr: {"S": "other"}, "when": {"S": iso_ago(900)}},
+        {"id": {"S": "num"}, attr: {"N": "5"}, "when": {"S": iso_ago(900)}},
+    ])
+    common = ("-t", "outbox", "--created-attr", "when", "-o", "ids")
+    assert cli("list", *common, "--where", f'"{attr}"={json.dumps(value)}').out.split() \
+        == ["hit"]
+    assert set(cli("list", *common, "--where", f'"{attr}"!=other').out.split()) == {"hit", "num"}
+    assert cli("list", *common, "--where", f'"{attr}"~ünïcødé').out.split() == ["hit"]
+    assert cli("list", *common, "--where", f'"{attr}">=5').out.split() == ["num"]
+    assert cli("list", *common, "--where", f'"{attr}"<5').out.split() == []
+    assert set(cli("list", *common, "--where", f'"{attr}"?').out.split()) == {
+        "hit", "miss", "num"}
+    if not any(c in attr for c in "=!<>~?\""):
+        assert cli("list", *common, "--where", f"{attr}=5").out.split() == ["num"]
+    # The attribute mapping takes the same odd names.
+    res = cli("list", "-t", "outbox", "--created-attr", "when", "--error-attr", "err x",
+              "--status", "failed", "-o", "ids")
+    assert res.out.split() == ["hit"], res.err
+    res = cli("list", "-t", "outbox", "--created-attr", "when", "--error-attr", attr,
+              "--status", "failed", "-o", "ids")
+    assert set(res.out.split()) == {"hit", "miss", "num"}, res.err
+
+
+def test_show_and_key_types(ddb, cli) -> None:
+    create_table(ddb, "nums", hash_key=("id", "N"))
+    ddb.put_item(TableName="nums", Item={"id": {"N": "42"}, "created_at": {"N": "0"}})
+    res = cli("show", "-t", "nums", "42", "-o", "json")
+    assert res.code == 0, res.err
+    doc = res.json()
+    assert doc["key"] == {"id": 42} and doc["status"] == "stuck"
+    assert doc["created_at"] == "1970-01-01T00:00:00Z"
+    bad = cli("show", "-t", "nums", "abc")
+    assert bad.code == 2 and "is a number (N)" in bad.err and "Traceback" not in bad.err
+    missing = cli("show", "-t", "nums", "7")
+    assert missing.code == 4 and "no item" in missing.err
+    create_table(ddb, "comp", range_key=("seq", "N"))
+    ddb.put_item(TableName="comp", Item={"id": {"S": "a"}, "seq": {"N": "1"}})
+    assert cli("show", "-t", "comp", '{"id":"a","seq":1}', "-o", "json").json()["key"] == {
+        "id": "a", "seq": 1}
+    res = cli("show", "-t", "comp", "a")
+    assert res.code == 2 and "composite key" in res.err
+
+
+def test_sparse_error_index_is_used(ddb, cli) -> None:
+    create_table(ddb, "outbox", extra_attrs=[("last_error", "S")], gsis=[{
+        "IndexName": "by-error",
+        "KeySchema": [{"AttributeName": "last_error", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"}}])
+    batch_put(ddb, "outbox", [
+        {"id": {"S": "f1"}, "last_error": {"S": "x"}, "created_at": {"S": iso_ago(60)}},
+        {"id": {"S": "s1"}, "created_at": {"S": iso_ago(6000)}},
+    ])
+    res = cli("list", "-t", "outbox", "--status", "failed", "-o", "ids", "--debug")
+    assert res.out.split() == ["f1"]
+    assert "Scan on index by-error" in res.err
+    res = cli("list", "-t", "outbox", "--where", "last_error=x", "-o", "ids", "--debug",
+              "--status", "all")
+    assert res.out.split() == ["f1"] and "Query on index by-error" in res.err
+    res = cli("list", "-t", "outbox", "-o", "ids", "--debug")
+    assert set(res.out.split()) == {"f1", "s1"} and "Scan on table" in res.err
+
+
+def test_segment_split_covers_table_once(ddb, cli) -> None:
+    create_table(ddb, "outbox")
+    items, _ = outbox_items(600)
+    batch_put(ddb, "outbox", items)
+    seen: list[str] = []
+    for i in range(3):
+        res = cli("list", "-t", "outbox", "--status", "all", "--segment", f"{i}/3", "-o", "ids")
+        assert res.code == 0, res.err
+        seen += res.out.split()
+    assert sorted(seen) == sorted(f"msg-{i:06d}" for i in range(600))
+    res = cli("list", "-t", "outbox", "--status", "all", "--segments", "4", "-o", "ids")
+    assert sorted(res.out.split()) == sorted(seen)
