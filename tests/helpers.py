@@ -116,3 +116,44 @@ def outbox_items(n: int, *, key: str = "id", key_type: str = "S", failed_every: 
         truth[status].add(ident)
         items.append(item)
     return items, truth
+
+
+ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+    "Action": "sts:AssumeRole"}]})
+
+
+def _zip_bytes() -> bytes:
+    import io as _io
+    import zipfile
+
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    return buf.getvalue()
+
+
+def create_trigger(endpoint: str, table: str, *, function: str = "sender",
+                   **esm: Any) -> dict[str, Any]:
+    """An IAM role, a Lambda function and an event source mapping on ``table``'s stream
+    (moto stores it and never runs it). ``esm`` are extra CreateEventSourceMapping args."""
+    import boto3
+
+    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
+    ddb = boto3.client("dynamodb", **kw)
+    try:
+        role = iam.create_role(RoleName=f"{function}-role",
+                               AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName=f"{function}-role")["Role"]["Arn"]
+    try:
+        lam.create_function(FunctionName=function, Runtime="python3.12", Role=role,
+                            Handler="handler.handler", Code={"ZipFile": _zip_bytes()})
+    except lam.exceptions.ResourceConflictException:
+        pass
+    stream_arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    args: dict[str, Any] = {"EventSourceArn": stream_arn, "FunctionName": function,
+                            "StartingPosition": "TRIM_HORIZON"}
+    args.update(esm)
+    return dict(lam.create_event_source_mapping(**args))
