@@ -147,11 +147,9 @@ def create_trigger(endpoint: str, table: str, *, function: str = "sender",
                                AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
         role = iam.get_role(RoleName=f"{function}-role")["Role"]["Arn"]
-    try:
+    with contextlib.suppress(lam.exceptions.ResourceConflictException):
         lam.create_function(FunctionName=function, Runtime="python3.12", Role=role,
                             Handler="handler.handler", Code={"ZipFile": _zip_bytes()})
-    except lam.exceptions.ResourceConflictException:
-        pass
     stream_arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
     args: dict[str, Any] = {"EventSourceArn": stream_arn, "FunctionName": function,
                             "StartingPosition": "TRIM_HORIZON"}
