@@ -6,6 +6,7 @@ boto3 is imported lazily: ``streamq --help`` and shell completion never pay for 
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -23,10 +24,12 @@ class Aws:
     """Lazily-built boto3 session and clients for one resolved :class:`Settings`."""
 
     def __init__(self, settings: Settings, *, max_pool_connections: int = 16,
-                 max_attempts: int = 8) -> None:
+                 max_attempts: int | None = None) -> None:
         self.settings = settings
         self.max_pool_connections = max_pool_connections
-        self.max_attempts = max_attempts
+        # AWS_MAX_ATTEMPTS is the AWS CLI's own knob; 5 attempts in standard mode otherwise.
+        env = os.environ.get("AWS_MAX_ATTEMPTS", "")
+        self.max_attempts = max_attempts or (int(env) if env.isdigit() and int(env) > 0 else 5)
         self._session: boto3.session.Session | None = None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()

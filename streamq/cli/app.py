@@ -54,10 +54,11 @@ common.with_common_params(_root, _root)
 
 
 def _register() -> None:
-    from . import config_cmd, queue_cmds
+    from . import completion_cmd, config_cmd, queue_cmds
 
     queue_cmds.register(app)
     config_cmd.register(app)
+    completion_cmd.register(app)
     for name in ("refire_cmd", "trigger_cmd", "sandbox_cmd"):
         try:
             module = __import__(f"streamq.cli.{name}", fromlist=["register"])

@@ -15,7 +15,6 @@ import typing
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 
 from .. import config
@@ -65,28 +64,24 @@ COMMON: dict[str, Any] = {
 COMMON_DEFAULTS = {"sandbox": False, "debug": False}
 
 
-def root_flags() -> dict[str, Any]:
-    ctx = click.get_current_context(silent=True)
+def _root_obj(ctx: typer.Context | None) -> dict[str, Any]:
     if ctx is None:
         return {}
-    obj = ctx.find_root().obj
-    return dict(obj) if isinstance(obj, dict) else {}
+    root = ctx.find_root()
+    if not isinstance(root.obj, dict):
+        root.obj = {}
+    return root.obj  # type: ignore[no-any-return]
 
 
-def set_debug(flag: bool) -> None:
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and flag:
-        root = ctx.find_root()
-        if not isinstance(root.obj, dict):
-            root.obj = {}
-        root.obj["debug"] = True
-
-
-def resolve_settings(flags: dict[str, Any]) -> config.Settings:
-    merged = {k: v for k, v in root_flags().items() if v not in (None, False)}
+def resolve_settings(ctx: typer.Context | None, flags: dict[str, Any]) -> config.Settings:
+    """Command flags over the root's (``streamq --region X list`` = ``streamq list --region X``)."""
+    root = _root_obj(ctx)
+    merged = {k: v for k, v in root.items() if v not in (None, False)}
     merged.update({k: v for k, v in flags.items() if v not in (None, False)})
-    set_debug(bool(merged.get("debug")))
     return config.resolve(merged)
+
+
+CTX_PARAM = "streamq_ctx"
 
 
 def with_common_params(target: Callable[..., Any], source: Callable[..., Any]) -> None:
@@ -100,8 +95,12 @@ def with_common_params(target: Callable[..., Any], source: Callable[..., Any]) -
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann,
                                default=COMMON_DEFAULTS.get(name))
              for name, ann in COMMON.items()]
+    if not any(p.annotation is typer.Context for p in own):
+        extra.append(inspect.Parameter(CTX_PARAM, inspect.Parameter.KEYWORD_ONLY,
+                                       annotation=typer.Context))
     target.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-    target.__annotations__ = {**{p.name: p.annotation for p in own}, **COMMON}
+    target.__annotations__ = {**{p.name: p.annotation for p in own}, **COMMON,
+                              CTX_PARAM: typer.Context}
 
 
 def outbox_command(func: F) -> F:
@@ -110,8 +109,7 @@ def outbox_command(func: F) -> F:
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
         flags = {name: kwargs.pop(name, None) for name in COMMON}
-        set_debug(bool(flags.get("debug")))
-        settings = resolve_settings(flags)
+        settings = resolve_settings(kwargs.pop(CTX_PARAM, None), flags)
         return run_guarded(func, settings=settings, **kwargs)
 
     with_common_params(wrapper, func)

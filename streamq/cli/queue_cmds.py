@@ -65,7 +65,7 @@ def build_selection(status: list[str] | None, older_than: str | None, where: lis
                     segment: str | None = None, index: str | None = None,
                     keys_only: bool = False) -> Selection:
     """Parse the shared selection flags (also used by ``refire``)."""
-    from ..outbox import parse_segment, parse_where
+    from ..outbox import Selection, parse_segment, parse_where
 
     return Selection(
         statuses=_statuses(status),

@@ -1,0 +1,1 @@
+complete --command streamq --no-files --arguments "(env _STREAMQ_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) streamq)" --condition "env _STREAMQ_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) streamq"
