@@ -626,9 +626,9 @@ def iter_items(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
         while not stop.is_set():
             with aws_errors():
                 page = call(**params)
-            yield page.get("Items", [])
             if on_page is not None:
                 on_page(int(page.get("ScannedCount", 0)))
+            yield page.get("Items", [])
             last = page.get("LastEvaluatedKey")
             if not last:
                 return
