@@ -1,0 +1,662 @@
+"""The refire engine: plan, pre-flight, conditional touch, rate limit, concurrency, journal.
+
+A refire is one conditional UpdateItem per record::
+
+    SET #touch = :now, #run = :run  ADD #count :one
+    IF attribute_exists(<hash key>) AND (attribute_not_exists(#run) OR #run <> :run)
+       [AND <still failed> | <still stuck>]
+
+* ``attribute_exists`` on the hash key: UpdateItem on a missing key would *create*
+  the item (an INSERT: a delivered record resurrected). The condition makes it fail.
+* The run token: a request retried after its response was lost cannot fire a record
+  twice in one run; ``--resume`` reuses the token, so neither can a resumed run.
+* The counter and the timestamp always change the item, so the write always produces
+  a MODIFY stream record (a write that changes nothing produces none).
+* ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` tells why a condition failed in the
+  same round trip: no item -> ``missing``; our run token -> ``refired`` (earlier in
+  this run); otherwise -> ``skipped`` (the record is no longer failed / stuck).
+
+Every id ends in exactly one outcome: refired, missing, skipped or failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from .aws import Aws, aws_errors, error_code, is_throttle
+from .config import Settings
+from .errors import BadInput, NotFound, Refused, StreamqError
+from .outbox import (
+    AV,
+    Classifier,
+    Item,
+    TableInfo,
+    iso,
+    key_id,
+    key_of,
+    key_plain,
+    key_text,
+    parse_key_object,
+)
+
+OUTCOMES = ("refired", "missing", "skipped", "failed")
+DONE = frozenset({"refired", "missing", "skipped"})  # never retried by --resume
+ONLY_IF = ("failed", "stuck", "selected", "any")
+
+#: Default --rate: each refire makes the Lambda call the downstream API once more, and
+#: the API's rate limit is usually what failed the records in the first place.
+DEFAULT_RATE = 10.0
+DEFAULT_CONCURRENCY = 16
+MAX_ATTEMPTS = 8
+JOURNAL_FORMAT = "streamq-refire-journal"
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass
+class Target:
+    """One record to refire, with the condition that must still hold when it is touched.
+
+    ``cond``: None (exists only), ``failed`` (error present and non-empty) or ``stuck``
+    (no error, and the created attribute still equals ``created`` as read at selection:
+    an item's creation time never changes and its age only grows, so a record that
+    was stuck when read is still stuck, whatever the format of the time).
+    """
+
+    key: Item
+    cond: str | None = None
+    created: AV | None = None
+    item: Item | None = None  # as read before the run (filter evaluation, stuck check)
+    read: bool = False  # ``item`` is the result of a read (None then means: absent)
+
+
+@dataclass
+class Result:
+    key: Item
+    outcome: str
+    error: str | None = None
+
+    def to_json(self, info: TableInfo) -> dict[str, Any]:
+        return {"key": key_plain(self.key, info), "outcome": self.outcome, "error": self.error}
+
+
+def dedupe(keys: Iterable[Item]) -> tuple[list[Item], int]:
+    """Keys in first-seen order, each once; and how many duplicates were dropped."""
+    seen: set[str] = set()
+    out: list[Item] = []
+    dups = 0
+    for key in keys:
+        ident = key_id(key)
+        if ident in seen:
+            dups += 1
+            continue
+        seen.add(ident)
+        out.append(key)
+    return out, dups
+
+
+def new_run_token() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"r-{stamp}-{secrets.token_hex(4)}"
+
+
+def read_items(aws: Aws, info: TableInfo, keys: Sequence[Item], *,
+               stop: threading.Event | None = None) -> dict[str, Item]:
+    """Strongly consistent BatchGetItem (100 keys a call); key_id -> item, absent ones left out."""
+    client = aws.client("dynamodb")
+    out: dict[str, Item] = {}
+    for start in range(0, len(keys), 100):
+        if stop is not None and stop.is_set():
+            break
+        request: dict[str, Any] = {info.name: {"Keys": list(keys[start:start + 100]),
+                                               "ConsistentRead": True}}
+        delay = 0.05
+        while request:
+            with aws_errors():
+                resp = client.batch_get_item(RequestItems=request)
+            for item in resp.get("Responses", {}).get(info.name, []):
+                out[key_id(key_of(item, info))] = item
+            request = resp.get("UnprocessedKeys") or {}
+            if request:
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+    return out
+
+
+def targets_for_keys(keys: Sequence[Item], only_if: str, items: dict[str, Item] | None,
+                     classifier: Classifier) -> list[Target]:
+    """Targets for ids given by the user. ``items`` (when read) feed filter checks and
+    ``--only-if stuck``, which needs the created time as read."""
+    out = []
+    for key in keys:
+        item = None if items is None else items.get(key_id(key))
+        t = Target(key=key, item=item, read=items is not None)
+        if only_if == "failed":
+            t.cond = "failed"
+        elif only_if == "stuck":
+            t.cond = "stuck"
+            if item is not None:
+                t.created = item.get(classifier.s.created_attr)
+        out.append(t)
+    return out
+
+
+def targets_for_records(records: Iterable[Any], only_if: str, settings: Settings,
+                        info: TableInfo) -> list[Target]:
+    """Targets from ``outbox.select`` records. ``selected``: each record must still have
+    the status it was selected with (failed stays failed, stuck stays stuck)."""
+    out = []
+    for rec in records:
+        cond: str | None
+        if only_if == "selected":
+            cond = rec.status if rec.status in ("failed", "stuck") else None
+        else:
+            cond = None if only_if == "any" else only_if
+        out.append(Target(key=rec.key, cond=cond, item=rec.item, read=True,
+                          created=rec.item.get(settings.created_attr)))
+    return out
+
+
+def presettle(targets: list[Target], classifier: Classifier) -> tuple[list[Target],
+                                                                      list[Result]]:
+    """Outcomes known without a write: ``--only-if stuck`` on a record that was absent or
+    not stuck when read is settled now (no condition could make it true later)."""
+    todo: list[Target] = []
+    settled: list[Result] = []
+    for t in targets:
+        if t.cond == "stuck" and t.read:
+            if t.item is None:
+                settled.append(Result(t.key, "missing"))
+                continue
+            status = classifier.classify(t.item).status
+            if status != "stuck":
+                settled.append(Result(t.key, "skipped", f"not stuck (status {status})"))
+                continue
+        todo.append(t)
+    return todo, settled
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+@dataclass
+class Preflight:
+    stream_enabled: bool
+    trigger: dict[str, Any] | None = None
+    trigger_error: str | None = None
+    function: str | None = None
+    state: str | None = None
+    patterns: list[str] = field(default_factory=list)
+    dropped: list[tuple[Item, list[tuple[str, str]]]] = field(default_factory=list)
+    filter_error: str | None = None
+    checked: int = 0  # records the filter was evaluated on (0: a placeholder record)
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # refusals (unless --force)
+
+    @property
+    def verdict(self) -> str:
+        if self.trigger is None:
+            return "unknown (no trigger)"
+        if self.filter_error:
+            return f"cannot evaluate: {self.filter_error}"
+        if not self.patterns:
+            return "passes (no FilterCriteria)"
+        if self.dropped:
+            return f"DROPS {len(self.dropped)} of {max(self.checked, 1)} record(s)"
+        what = f"{self.checked} record(s)" if self.checked else "a placeholder record"
+        return f"passes ({len(self.patterns)} filter(s), checked on {what})"
+
+
+def inspect_trigger(aws: Aws, info: TableInfo, settings: Settings, *,
+                    uuid: str | None = None) -> Preflight:
+    """Stream enabled, trigger found and its state. Problems refuse unless ``--force``."""
+    from .trigger import filter_patterns, find_trigger, function_name_of
+
+    pf = Preflight(stream_enabled=bool(info.stream_enabled and info.stream_arn))
+    if not pf.stream_enabled:
+        pf.problems.append(f"table {info.name!r} has no stream enabled: a refire would "
+                           "change the records and trigger nothing")
+        return pf
+    try:
+        mapping = find_trigger(aws, info, function=settings.function, uuid=uuid)
+    except NotFound as exc:
+        pf.trigger_error = exc.message
+        pf.problems.append(f"{exc.message}: nothing would process the refired records")
+        return pf
+    pf.trigger = mapping
+    pf.function = function_name_of(mapping.get("FunctionArn", "?"))
+    pf.state = str(mapping.get("State", "?"))
+    if pf.state != "Enabled":
+        pf.warnings.append(
+            f"the trigger ({pf.function}) is {pf.state}: refired records wait in the stream "
+            "until it is enabled, and leave it after at most 24 h")
+    pf.patterns = filter_patterns(mapping)
+    return pf
+
+
+def check_filters(pf: Preflight, info: TableInfo, settings: Settings,
+                  targets: Sequence[Target]) -> None:
+    """Would the trigger's FilterCriteria pass the MODIFY a refire of each target produces?
+    Evaluated on the items as read (a placeholder record when none was read)."""
+    from .filters import FilterPatternError
+    from .trigger import refire_verdict
+
+    if pf.trigger is None or not pf.patterns:
+        return
+    checked = [t for t in targets if t.item is not None]
+    try:
+        if not checked:
+            ok, why = refire_verdict(pf.trigger, info, settings, None)
+            if not ok:
+                pf.dropped.append(({}, why))
+        for t in checked:
+            ok, why = refire_verdict(pf.trigger, info, settings, t.item)
+            if not ok:
+                pf.dropped.append((t.key, why))
+    except FilterPatternError as exc:
+        pf.filter_error = str(exc)
+        pf.problems.append(f"the trigger's FilterCriteria cannot be evaluated: {exc}")
+        return
+    pf.checked = len(checked)
+    if pf.dropped:
+        key, why = pf.dropped[0]
+        pattern, reason = why[0]
+        who = (f"{len(pf.dropped)} of {pf.checked} record(s), e.g. {key_text(key, info)}"
+               if key else "a refire of any record")
+        pf.problems.append(
+            f"the trigger's FilterCriteria would drop the MODIFY record a refire produces "
+            f"({who}): pattern {pattern} drops it because {reason}; records a filter drops "
+            "are never retried")
+
+
+# --------------------------------------------------------------------------- rate limit
+
+
+class RateLimiter:
+    """A token bucket of depth one (GCRA): attempts are spaced 1/rate apart, shared by
+    all workers and by their retries. ``rate <= 0``: unlimited."""
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._next = clock()
+        self._lock = threading.Lock()
+
+    def take(self, stop: threading.Event | None = None) -> bool:
+        """Wait for a token; False if ``stop`` is set first (no token consumed)."""
+        if self.interval == 0.0:
+            return not (stop is not None and stop.is_set())
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        while True:
+            delay = slot - self._clock()
+            if stop is not None and stop.is_set():
+                return False
+            if delay <= 0:
+                return True
+            if stop is not None:
+                stop.wait(min(delay, 0.2))
+            else:
+                time.sleep(delay)
+
+
+# --------------------------------------------------------------------------- the touch
+
+
+class Toucher:
+    """Builds and sends the conditional UpdateItem for one target, with retries."""
+
+    def __init__(self, aws: Aws, info: TableInfo, settings: Settings, run: str,
+                 limiter: RateLimiter, stop: threading.Event, *,
+                 max_attempts: int = MAX_ATTEMPTS, base_delay: float = 0.05,
+                 max_delay: float = 5.0) -> None:
+        self.aws, self.info, self.s, self.run = aws, info, settings, run
+        self.limiter, self.stop = limiter, stop
+        self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
+        self.client = aws.client("dynamodb")
+        self.classifier = Classifier(settings, info)
+        self.attempts = 0
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def request(self, t: Target, now: float | None = None) -> dict[str, Any]:
+        s = self.s
+        names = {"#h": self.info.hash_key.name, "#t": s.refired_attr,
+                 "#r": s.refire_run_attr, "#c": s.refire_count_attr}
+        values: dict[str, AV] = {":now": {"S": iso_ms(time.time() if now is None else now)},
+                                 ":run": {"S": self.run}, ":one": {"N": "1"}}
+        cond = "attribute_exists(#h) AND (attribute_not_exists(#r) OR #r <> :run)"
+        if t.cond in ("failed", "stuck"):
+            names["#e"] = s.error_attr
+            values[":empty"] = {"S": ""}
+            values[":null"] = {"S": "NULL"}
+        if t.cond == "failed":
+            cond += " AND attribute_exists(#e) AND NOT attribute_type(#e, :null) AND #e <> :empty"
+        elif t.cond == "stuck":
+            cond += (" AND (attribute_not_exists(#e) OR attribute_type(#e, :null) "
+                     "OR #e = :empty)")
+            names["#cr"] = s.created_attr
+            if t.created is None:
+                cond += " AND attribute_not_exists(#cr)"
+            else:
+                values[":created"] = t.created
+                cond += " AND #cr = :created"
+        return {
+            "TableName": self.info.name,
+            "Key": t.key,
+            "UpdateExpression": "SET #t = :now, #r = :run ADD #c :one",
+            "ConditionExpression": cond,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def touch(self, t: Target) -> Result | None:
+        """The outcome, or None if stopped before the first attempt (not reached)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        params = self.request(t)
+        last = ""
+        for attempt in range(self.max_attempts):
+            if not self.limiter.take(self.stop):
+                if attempt == 0:
+                    return None
+                return Result(t.key, "failed", f"interrupted before retry ({last})")
+            with self._lock:
+                self.attempts += 1
+                self.retries += attempt > 0
+            try:
+                self.client.update_item(**params)
+                return Result(t.key, "refired")
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    old = exc.response.get("Item")
+                    return self._why(t, old if isinstance(old, dict) else None)
+                if not is_throttle(exc):
+                    return Result(t.key, "failed", _one_line(exc))
+                last = _one_line(exc)
+            except (BotoCoreError, OSError) as exc:  # connection reset, timeout, ...
+                last = _one_line(exc)
+            if attempt + 1 < self.max_attempts:
+                # Exponential backoff with full jitter; the retry also waits for a token.
+                cap = min(self.max_delay, self.base_delay * (2 ** attempt))
+                if self.stop.wait(random.uniform(0, cap)):
+                    return Result(t.key, "failed", f"interrupted before retry ({last})")
+        return Result(t.key, "failed", f"gave up after {self.max_attempts} attempts: {last}")
+
+    def _why(self, t: Target, old: Item | None) -> Result:
+        if not old:
+            return Result(t.key, "missing")
+        if old.get(self.s.refire_run_attr) == {"S": self.run}:
+            return Result(t.key, "refired")  # fired earlier in this run (lost response)
+        status = self.classifier.classify(old).status
+        if t.cond == "stuck" and status == "stuck":
+            return Result(t.key, "skipped", "its created time changed since it was read")
+        return Result(t.key, "skipped", f"no longer {t.cond} (now {status})")
+
+
+def iso_ms(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+# --------------------------------------------------------------------------- journal
+
+
+class Journal:
+    """JSON lines, flushed (and fsynced) per outcome: a header, the planned keys, then
+    one line per outcome. ``--resume`` reads it back and appends to the same file."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self.fh = fh
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, path: Path, *, run: str, info: TableInfo, targets: Sequence[Target],
+               only_if: str) -> Journal:
+        try:
+            fh = path.open("x", encoding="utf-8")
+        except FileExistsError:
+            raise BadInput(f"journal {path} already exists: resume it with --resume {path}, "
+                           "or choose another file") from None
+        except OSError as exc:
+            raise BadInput(f"cannot create journal {path}: {exc.strerror}") from None
+        j = cls(fh)
+        j._write({"journal": JOURNAL_FORMAT, "version": 1, "run": run, "table": info.name,
+                  "started": iso(time.time()), "only_if": only_if})
+        for t in targets:
+            j._write(_planned(t, info), flush=False)
+        j._flush()
+        return j
+
+    @classmethod
+    def append(cls, path: Path) -> Journal:
+        try:
+            fh = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"cannot append to journal {path}: {exc.strerror}") from None
+        j = cls(fh)
+        j._write({"resumed": iso(time.time()), "pid": os.getpid()})
+        return j
+
+    def record(self, result: Result, info: TableInfo) -> None:
+        doc = result.to_json(info)
+        doc["at"] = iso(time.time())
+        self._write(doc)
+
+    def _write(self, doc: dict[str, Any], flush: bool = True) -> None:
+        with self._lock:
+            self.fh.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                                     default=_b64) + "\n")
+            if flush:
+                self._flush()
+
+    def _flush(self) -> None:
+        self.fh.flush()
+        with contextlib.suppress(OSError):  # e.g. a pipe
+            os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            self.fh.flush()
+            self.fh.close()
+
+
+def _b64(value: Any) -> Any:
+    import base64
+
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _planned(t: Target, info: TableInfo) -> dict[str, Any]:
+    doc: dict[str, Any] = {"planned": key_plain(t.key, info), "cond": t.cond}
+    if t.cond == "stuck":
+        doc["created"] = t.created
+    return doc
+
+
+@dataclass
+class ResumeState:
+    run: str
+    table: str
+    only_if: str
+    targets: list[Target]
+    done: int  # targets already settled (refired / missing / skipped)
+    total: int
+
+
+def read_journal(path: Path, info: TableInfo | None = None) -> ResumeState:
+    """The run token and the targets not yet done. ``info`` types the keys (None: only
+    the header is checked and no targets are returned)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise NotFound(f"journal {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read journal {path}: {exc}") from None
+    docs: list[dict[str, Any]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            if n == len(lines):  # a torn last line (killed mid-write): ignore it
+                continue
+            raise BadInput(f"{path}: line {n} is not JSON") from None
+        if not isinstance(doc, dict):
+            raise BadInput(f"{path}: line {n} is not a JSON object")
+        docs.append(doc)
+    if not docs or docs[0].get("journal") != JOURNAL_FORMAT or not docs[0].get("run"):
+        raise BadInput(f"{path} is not a streamq refire journal")
+    head = docs[0]
+    state = ResumeState(run=str(head["run"]), table=str(head.get("table")),
+                        only_if=str(head.get("only_if", "any")), targets=[], done=0, total=0)
+    if info is None:
+        return state
+    if state.table != info.name:
+        raise BadInput(f"journal {path} is for table {state.table!r}, not {info.name!r}")
+    planned: dict[str, Target] = {}
+    outcome: dict[str, str] = {}
+    for doc in docs[1:]:
+        if "planned" in doc:
+            key = parse_key_object(doc["planned"], info)
+            cond = doc.get("cond")
+            created = doc.get("created")
+            if created is not None and not (isinstance(created, dict) and len(created) == 1):
+                raise BadInput(f"{path}: invalid created value {created!r}")
+            planned.setdefault(key_id(key), Target(key=key, cond=cond, created=created))
+        elif "outcome" in doc and "key" in doc:
+            outcome[key_id(parse_key_object(doc["key"], info))] = str(doc["outcome"])
+    state.total = len(planned)
+    for ident, t in planned.items():
+        if outcome.get(ident) in DONE:
+            state.done += 1
+        else:
+            state.targets.append(t)
+    return state
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    not_reached: int = 0
+    elapsed: float = 0.0
+    attempts: int = 0
+    retries: int = 0
+    interrupted: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def ok(self) -> bool:
+        return (self.counts["missing"] == 0 and self.counts["failed"] == 0
+                and self.not_reached == 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.counts, "not_reached": self.not_reached,
+                "elapsed_seconds": round(self.elapsed, 3), "attempts": self.attempts,
+                "retries": self.retries, "interrupted": self.interrupted}
+
+
+def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Target], *,
+            run: str, rate: float, concurrency: int, stop: threading.Event,
+            settled: Sequence[Result] = (),
+            on_result: Callable[[Result], None] | None = None,
+            toucher: Toucher | None = None) -> Summary:
+    """Touch every target with at most ``concurrency`` requests in flight and at most
+    ``rate`` attempts a second. ``on_result`` runs in the calling thread, once per
+    outcome, in completion order. When ``stop`` is set: no new request starts,
+    in-flight ones finish, the rest count as not reached."""
+    if concurrency < 1:
+        raise BadInput("--concurrency must be at least 1")
+    summary = Summary()
+    started = time.monotonic()
+    tch = toucher or Toucher(aws, info, settings, run, RateLimiter(rate), stop)
+
+    def emit(result: Result) -> None:
+        summary.counts[result.outcome] += 1
+        if on_result is not None:
+            on_result(result)
+
+    for r in settled:
+        emit(r)
+    pending: set[Future[Result | None]] = set()
+    it: Iterator[Target] = iter(targets)
+    submitted = 0
+
+    def drain(block: bool) -> None:
+        if not pending:
+            return
+        done, _ = wait(pending, timeout=0.2 if block else 0, return_when=FIRST_COMPLETED)
+        for fut in done:
+            pending.discard(fut)
+            res = fut.result()
+            if res is None:
+                summary.not_reached += 1
+            else:
+                emit(res)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="refire") as pool:
+        try:
+            for t in it:
+                while len(pending) >= concurrency:
+                    drain(block=True)
+                if stop.is_set():
+                    summary.not_reached += 1
+                    break
+                pending.add(pool.submit(tch.touch, t))
+                submitted += 1
+                drain(block=False)
+            summary.not_reached += sum(1 for _ in it)
+            while pending:
+                drain(block=True)
+        except BaseException:
+            stop.set()
+            while pending:
+                try:
+                    drain(block=True)
+                except BaseException:  # pragma: no cover - keep draining
+                    continue
+            raise
+    summary.elapsed = time.monotonic() - started
+    summary.attempts, summary.retries = tch.attempts, tch.retries
+    summary.interrupted = stop.is_set() and summary.not_reached > 0
+    return summary
+
+
+def refusals(pf: Preflight, force: bool) -> list[str]:
+    """Pre-flight problems that refuse the run (none with ``--force``)."""
+    return [] if force else list(pf.problems)
+
+
+def refuse(problems: Sequence[str]) -> StreamqError:
+    text = problems[0] if len(problems) == 1 else "; ".join(problems)
+    return Refused(f"refusing to refire: {text} (--force overrides)")

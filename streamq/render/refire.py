@@ -1,0 +1,158 @@
+"""Rendering for ``streamq refire``: the plan, the progress bar, results and the summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from . import dumps, is_tty
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..outbox import TableInfo
+    from ..refire import Result, Summary
+
+
+def plan_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    rate = plan["rate"]
+    rows = [
+        ("table", plan["table"]),
+        ("records", f"{plan['records']}"
+         + (f" ({plan['duplicates']} duplicate id(s) dropped)" if plan.get("duplicates") else "")
+         + (f", {plan['already_done']} already done in the journal"
+            if plan.get("already_done") else "")),
+        ("trigger", plan["trigger"]),
+        ("filter", plan["filter"]),
+        ("only if", plan["only_if"]),
+        ("rate", "unlimited" if not rate else f"{rate:g}/s"
+         + (f" (about {plan['records'] / rate:.0f}s)" if plan["records"] else "")),
+        ("concurrency", str(plan["concurrency"])),
+        ("run token", plan["run"]),
+    ]
+    if plan.get("known_missing") is not None:
+        rows.insert(2, ("missing now", str(plan["known_missing"])))
+    if plan.get("journal"):
+        rows.append(("journal", plan["journal"]))
+    return rows
+
+
+def print_plan(plan: dict[str, Any], out: IO[str] | None = None) -> None:
+    """The plan as aligned ``name: value`` lines (plain text, also on a terminal)."""
+    out = out or sys.stderr
+    rows = plan_lines(plan)
+    width = max(len(k) for k, _ in rows)
+    title = "refire plan (dry run: nothing written)" if plan.get("dry_run") else "refire plan"
+    out.write(title + "\n")
+    for k, v in rows:
+        out.write(f"  {k.ljust(width)}  {v}\n")
+    out.flush()
+
+
+def print_plan_json(plan: dict[str, Any], out: IO[str] | None = None) -> None:
+    from . import print_json
+
+    print_json(plan, out)
+
+
+class ResultSink:
+    """json (one array) or jsonl (one line per result, as it happens) on stdout;
+    ``summary``: nothing on stdout."""
+
+    def __init__(self, fmt: str, info: TableInfo, out: IO[str] | None = None) -> None:
+        self.fmt, self.info = fmt, info
+        self.out = out or sys.stdout
+        self.count = 0
+        if fmt == "json":
+            self.out.write("[")
+
+    def write(self, result: Result) -> None:
+        if self.fmt == "summary":
+            return
+        line = dumps(result.to_json(self.info))
+        if self.fmt == "json":
+            self.out.write(("\n" if self.count == 0 else ",\n") + line)
+        else:
+            self.out.write(line + "\n")
+            self.out.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+class RefireProgress:
+    """A progress bar with per-outcome counts on stderr, only on a terminal."""
+
+    def __init__(self, total: int, enabled: bool | None = None) -> None:
+        self.total = total
+        self.enabled = is_tty(sys.stderr) if enabled is None else enabled
+        self.counts: dict[str, int] = {}
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> RefireProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            from . import err_console
+
+            self._progress = Progress(TextColumn("refire"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
+                                      console=err_console(), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("refire", total=self.total, counts="")
+        return self
+
+    def advance(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if self._progress is not None:
+            text = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+            self._progress.update(self._task, advance=1, counts=text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def summary_line(summary: Summary) -> str:
+    c = summary.counts
+    rate = summary.total / summary.elapsed if summary.elapsed > 0 else 0.0
+    text = (f"refired {c['refired']}, missing {c['missing']}, skipped {c['skipped']}, "
+            f"failed {c['failed']}")
+    if summary.not_reached:
+        text += f", not reached {summary.not_reached}"
+    text += f" in {summary.elapsed:.2f}s ({rate:,.0f}/s"
+    if summary.retries:
+        text += f", {summary.retries} retried request(s)"
+    return text + ")"
+
+
+def print_summary(summary: Summary, failures: list[tuple[str, str, str]]) -> None:
+    """Counts per outcome to stderr, then up to 10 ids that were not refired and why."""
+    from . import info, warn
+
+    info(summary_line(summary))
+    for key, outcome, why in failures[:10]:
+        warn(f"{outcome}: {key}{': ' + why if why else ''}")
+    if len(failures) > 10:
+        warn(f"... and {len(failures) - 10} more (use -o jsonl or --journal for all)")
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal (the caller has checked it is one)."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start
