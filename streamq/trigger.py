@@ -365,7 +365,7 @@ def validate_config(values: Mapping[str, Any], where: str = "configuration") -> 
     for a DynamoDB stream; return them normalized. Raises BadInput naming the field."""
     out: dict[str, Any] = {}
     for field, value in values.items():
-        here = f"{where}: {FLAG_OF.get(field, field)}" if where == "flags" else where
+        here = f"invalid {FLAG_OF.get(field, field)}" if where == "flags" else where
         if field in RANGES:
             v = _int_value(field, value, here)
             check_range(field, v, here)

@@ -19,7 +19,7 @@ def show_trigger(doc: dict[str, Any], out: IO[str] | None = None) -> None:
     console = _console(out or sys.stdout)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
-    head.add_column()
+    head.add_column(overflow="fold")
     for name in ("UUID", "FunctionArn", "EventSourceArn", "StartingPosition", "State",
                  "StateTransitionReason", "LastProcessingResult", "LastModified"):
         value = doc.get(name)
