@@ -251,9 +251,14 @@ def iter_key_lines(lines: Iterable[str], info: TableInfo) -> Iterator[Item]:
 
 
 def key_id(key: Item) -> str:
-    """A hashable identity for de-duplication."""
-    return json.dumps({k: _b64(v[next(iter(v))]) for k, v in sorted(key.items())},
-                      sort_keys=True)
+    """A hashable identity for de-duplication (numbers compared as numbers: 7 == 7.0)."""
+    def canon(av: AV) -> str:
+        (kind, value), = av.items()
+        if kind == "N":
+            return "N:" + str(Decimal(value).normalize())
+        return f"{kind}:{_b64(value)}"
+
+    return json.dumps({k: canon(v) for k, v in sorted(key.items())}, sort_keys=True)
 
 
 # --------------------------------------------------------------------------- records
