@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..config import user_state_dir
@@ -32,6 +32,9 @@ class SandboxState:
     history_table: str = SANDBOX_HISTORY_TABLE
     function: str = SANDBOX_FUNCTION
     started_at: float = 0.0
+    handler: str = ""
+    queue_url: str = ""
+    state_dir: str = ""
 
 
 def pid_alive(pid: int) -> bool:
@@ -44,14 +47,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_state() -> SandboxState | None:
-    """The running sandbox, or None (no state file, or its process is gone)."""
+def read_state_file() -> SandboxState | None:
+    """What the state file says, whether or not its process still runs."""
     try:
         data = json.loads(state_file().read_text())
-        state = SandboxState(**data)
+        known = {f.name for f in fields(SandboxState)}
+        return SandboxState(**{k: v for k, v in data.items() if k in known})
     except (OSError, ValueError, TypeError):
         return None
-    return state if pid_alive(state.pid) else None
+
+
+def read_state() -> SandboxState | None:
+    """The running sandbox, or None (no state file, or its process is gone)."""
+    state = read_state_file()
+    return state if state is not None and pid_alive(state.pid) else None
 
 
 def write_state(state: SandboxState) -> None:

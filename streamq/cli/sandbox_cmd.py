@@ -1,0 +1,307 @@
+"""``streamq sandbox up|down|status|seed|logs``: a local outbox world, no AWS account."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from ..errors import Refused
+from .common import TableOrJson, run_guarded, value_of
+
+sandbox_app = typer.Typer(
+    help=(
+        "A local outbox world without an AWS account: moto's server on 127.0.0.1 with an "
+        "outbox table, its stream, a Lambda function, an on-failure queue and a trigger, "
+        "plus a poller that runs the trigger for real against a demo mail-sender handler "
+        "(or yours).\n\n"
+        "Examples:\n\n"
+        "  streamq sandbox up && streamq sandbox seed --count 200 --yes\n\n"
+        "  streamq --sandbox list --status failed\n\n"
+        "  streamq sandbox down --yes"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _confirm(question: str, yes: bool, refusal: str) -> None:
+    from .. import render
+
+    if yes:
+        return
+    if not render.is_tty(sys.stdin):
+        raise Refused(f"{refusal}: stdin is not a terminal; pass --yes")
+    if not click.confirm(question, default=False, err=True):
+        raise Refused(f"{refusal}: not confirmed")
+
+
+def up(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free port).")
+                    ] = 0,
+    handler: Annotated[str | None, typer.Option(
+        "--handler", help="Your handler as module:function (importable from the current "
+        "directory), called like Lambda calls it [default: the demo mail sender].",
+        show_default=False)] = None,
+    api_rate: Annotated[float, typer.Option(
+        "--api-rate", help="Fake mail API limit: sends per second before 429s (0: none).")
+    ] = 50.0,
+    undeliverable: Annotated[str | None, typer.Option(
+        "--undeliverable", help="Regex of recipients the fake API rejects with 550 "
+        "[default: @invalid\\.example$].", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1,
+                                           help="Seconds to wait for it to be ready.")] = 60.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would start; start "
+                                                            "nothing.")] = False,
+    output: Annotated[TableOrJson | None, typer.Option(
+        "--output", "-o", help="table on a terminal, json when piped [default: auto].",
+        show_default=False)] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Start the sandbox in the background (idempotent) and print its endpoint.
+
+    Starts moto's server on 127.0.0.1 and provisions: table mail_outbox (stream
+    NEW_AND_OLD_IMAGES), table mail_history, a role, function mail-sender, queue
+    mail-sender-failures (on-failure destination) and a trigger (batch 100, window 2s,
+    2 retries, bisect, ReportBatchItemFailures, filter: INSERT, or MODIFY with
+    refired_at). Data lives in memory only: `sandbox down` loses it.
+
+    Examples:
+
+      streamq sandbox up
+
+      streamq sandbox up --port 4566 --api-rate 20
+
+      streamq sandbox up --handler my_handler:handler
+    """
+    del debug  # read from argv by the error handler
+    run_guarded(_up, port=port, handler=handler, api_rate=api_rate,
+                undeliverable=undeliverable, timeout=timeout, dry_run=dry_run,
+                output=value_of(output))
+
+
+def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | None,
+        timeout: float, dry_run: bool, output: str | None) -> None:
+    from .. import render
+    from ..render import sandbox as view
+    from ..sandbox import control
+    from ..sandbox.run import DEMO_HANDLER
+    from ..sandbox.state import state_dir
+
+    control.check_up_args(port, handler, api_rate)
+    if dry_run:
+        current = control.running()
+        if current is not None:
+            render.info(f"dry run: the sandbox already runs at {current.endpoint} "
+                        f"(pid {current.pid}); nothing would start")
+        else:
+            render.info(f"dry run: would start the sandbox on 127.0.0.1:{port or 'a free port'}"
+                        f" with handler {handler or DEMO_HANDLER}, state in "
+                        f"{state_dir()}")
+        return
+    state, already = control.up(port=port, handler=handler, api_rate=api_rate,
+                                undeliverable=undeliverable, timeout=timeout)
+    if already:
+        render.info(f"the sandbox is already running (pid {state.pid})")
+    else:
+        render.info(f"sandbox started (pid {state.pid}); try: streamq sandbox seed --count 200"
+                    " --yes && streamq --sandbox list --status all")
+    if render.table_or_json(output) == "json":
+        render.print_json({"endpoint": state.endpoint, "pid": state.pid,
+                           "already_running": already, "table": state.table,
+                           "function": state.function, "region": state.region})
+    else:
+        view.print_line(state.endpoint)
+
+
+def down(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed when stdin "
+                                                         "is not a terminal).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would stop; stop "
+                                                            "nothing.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stop the sandbox (only its own recorded process) and forget its state.
+
+    Everything in it (tables, records, queue messages) lives in memory and is lost.
+    A state file whose process is gone, or whose pid now belongs to another program,
+    is cleared without signalling anything.
+
+    Examples:
+
+      streamq sandbox down --yes
+
+      streamq sandbox down --dry-run
+    """
+    del debug  # read from argv by the error handler
+    run_guarded(_down, yes=yes, dry_run=dry_run)
+
+
+def _down(yes: bool, dry_run: bool) -> None:
+    from .. import render
+    from ..sandbox import control
+
+    what, state = control.down_plan()
+    if what == "none":
+        render.info("the sandbox is not running")
+        return
+    assert state is not None
+    if what == "stale":
+        msg = f"the sandbox (pid {state.pid}) is gone; its stale state is cleared"
+    elif what == "foreign":
+        msg = (f"pid {state.pid} is not a streamq sandbox any more: not signalling it; "
+               "the stale state is cleared")
+    else:
+        msg = ""
+    if dry_run:
+        render.info("dry run: " + (msg.replace(" is cleared", " would be cleared") if msg else
+                                   f"would stop the sandbox (pid {state.pid}, "
+                                   f"{state.endpoint}) and lose its data"))
+        return
+    if what == "stop":
+        _confirm(f"Stop the sandbox (pid {state.pid}) and lose its data?", yes,
+                 "not stopped")
+    what, state = control.down()
+    if what == "stopped" and state is not None:
+        render.info(f"sandbox stopped (pid {state.pid}); its data is gone")
+    elif msg:
+        render.info(msg)
+    else:
+        render.info("the sandbox is not running")
+
+
+def status(
+    output: Annotated[TableOrJson | None, typer.Option(
+        "--output", "-o", help="table on a terminal, json when piped [default: auto].",
+        show_default=False)] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Say whether the sandbox runs, where, and what its poller has done.
+
+    Exit code 0 when it runs, 4 when it does not (the document is printed either way).
+
+    Examples:
+
+      streamq sandbox status
+
+      streamq sandbox status -o json | jq .poller.invocations
+    """
+    del debug  # read from argv by the error handler
+    run_guarded(_status, output=value_of(output))
+
+
+def _status(output: str | None) -> None:
+    from .. import render
+    from ..render import sandbox as view
+    from ..sandbox import control
+
+    doc = control.status()
+    if render.table_or_json(output) == "json":
+        render.print_json(doc)
+    else:
+        view.show_status(doc)
+    if not doc["running"]:
+        raise typer.Exit(4)
+
+
+def seed(
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=100_000,
+                                       help="Records to insert.")] = 200,
+    undeliverable_every: Annotated[int, typer.Option(
+        "--undeliverable-every", min=0, help="One record in N goes to an undeliverable "
+        "address (0: none).")] = 10,
+    poison: Annotated[int, typer.Option(
+        "--poison", min=0, help="Extra records without a recipient: the demo handler fails "
+        "on them (shows retries, bisect, the on-failure queue).")] = 0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed when stdin "
+                                                         "is not a terminal).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one sample record; "
+                                                            "insert nothing.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Insert realistic outbox records into the running sandbox's table.
+
+    Each record: id, recipient, subject, body, tenant, created_at (ISO-8601), attempts 0.
+    It always writes to the sandbox, never to AWS. Prints how many were inserted.
+
+    Examples:
+
+      streamq sandbox seed --count 200 --yes
+
+      streamq sandbox seed --count 50 --poison 1 --yes
+
+      streamq sandbox seed --dry-run
+    """
+    del debug  # read from argv by the error handler
+    run_guarded(_seed, count=count, undeliverable_every=undeliverable_every, poison=poison,
+                yes=yes, dry_run=dry_run)
+
+
+def _seed(count: int, undeliverable_every: int, poison: int, yes: bool, dry_run: bool) -> None:
+    from .. import render
+    from ..outbox import item_to_plain
+    from ..sandbox import control
+
+    state = control.require_running()
+    items = control.seed_items(count, undeliverable_every=undeliverable_every, poison=poison)
+    if dry_run:
+        render.info(f"dry run: would insert {len(items)} record(s) into {state.table} at "
+                    f"{state.endpoint}; the first:")
+        render.print_json(item_to_plain(items[0]))
+        return
+    _confirm(f"Insert {len(items)} record(s) into the sandbox's {state.table}?", yes,
+             "not seeded")
+    n = control.seed(items, state)
+    render.info(f"inserted {n} record(s) into {state.table}")
+    typer.echo(n)
+
+
+def logs(
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0,
+                                       help="How many of the last lines to show.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f",
+                                         help="Keep printing new lines (Ctrl-C to stop).")
+                      ] = False,
+    api: Annotated[bool, typer.Option("--api", help="Show the fake mail API's call log "
+                                                    "(JSON lines) instead.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show what the poller and the handler did (the sandbox's log).
+
+    Examples:
+
+      streamq sandbox logs -n 20
+
+      streamq sandbox logs --follow
+
+      streamq sandbox logs --api -n 1000 | jq -r .outcome | sort | uniq -c
+    """
+    del debug  # read from argv by the error handler
+    run_guarded(_logs, lines=lines, follow=follow, api=api)
+
+
+def _logs(lines: int, follow: bool, api: bool) -> None:
+    from ..render import sandbox as view
+    from ..sandbox import control
+
+    path = control.api_log_path() if api else control.log_path()
+    if api and not path.exists() and control.log_path().exists():
+        path.touch()  # started, nothing sent yet
+    for line in control.tail(path, lines):
+        view.print_line(line)
+    if follow:
+        for line in control.follow(path):
+            view.print_line(line)
+
+
+def register(app: typer.Typer) -> None:
+    sandbox_app.command("up")(up)
+    sandbox_app.command("down")(down)
+    sandbox_app.command("status")(status)
+    sandbox_app.command("seed")(seed)
+    sandbox_app.command("logs")(logs)
+    app.add_typer(sandbox_app, name="sandbox")

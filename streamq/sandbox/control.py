@@ -1,0 +1,318 @@
+"""Start, stop, inspect and feed the sandbox (the library behind ``streamq sandbox``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput, NotFound, StreamqError
+from .run import API_LOG, DEMO_HANDLER, LOG_FILE, STATUS_FILE
+from .state import (
+    SandboxState,
+    clear_state,
+    pid_alive,
+    read_state,
+    read_state_file,
+    state_dir,
+)
+
+MODULE = "streamq.sandbox.run"
+_HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def log_path() -> Path:
+    return state_dir() / LOG_FILE
+
+
+def api_log_path() -> Path:
+    return state_dir() / API_LOG
+
+
+def status_path() -> Path:
+    return state_dir() / STATUS_FILE
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[0]
+
+
+def _reap(pid: int) -> None:
+    """If ``pid`` is a child of this process (tests run the CLI in-process), reap it."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def process_gone(pid: int) -> bool:
+    _reap(pid)
+    return not pid_alive(pid) or _proc_state(pid) == "Z"
+
+
+def is_sandbox_process(pid: int) -> bool:
+    """Is ``pid`` really a streamq sandbox (its command line runs streamq.sandbox.run)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        try:
+            cmdline = subprocess.run(["ps", "-p", str(pid), "-o", "command="],
+                                     capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return MODULE in cmdline
+
+
+def endpoint_answers(endpoint: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(endpoint + "/moto-api/", timeout=timeout) as resp:
+            resp.read(1)
+        return True
+    except urllib.error.HTTPError:
+        return True  # it answered, with an HTTP error
+    except OSError:
+        return False
+
+
+def running() -> SandboxState | None:
+    """The sandbox, if its recorded process is alive, is ours and its endpoint answers."""
+    state = read_state()
+    if state is None or process_gone(state.pid) or not is_sandbox_process(state.pid):
+        return None
+    return state if endpoint_answers(state.endpoint) else None
+
+
+# ------------------------------------------------------------------------ up
+
+
+def check_up_args(port: int, handler: str | None, api_rate: float) -> None:
+    if not 0 <= port <= 65535:
+        raise BadInput(f"invalid --port {port}: use 0 (a free port) to 65535")
+    if handler is not None and not _HANDLER_RE.match(handler):
+        raise BadInput(f"invalid --handler {handler!r}: expected module:function, "
+                       "e.g. my_handler:handler")
+    if api_rate < 0:
+        raise BadInput(f"invalid --api-rate {api_rate}: use 0 (no limit) or more")
+
+
+def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
+       undeliverable: str | None = None, timeout: float = 60.0) -> tuple[SandboxState, bool]:
+    """Start the sandbox in the background; returns (state, already_running)."""
+    check_up_args(port, handler, api_rate)
+    if undeliverable is not None:
+        try:
+            re.compile(undeliverable)
+        except re.error as exc:
+            raise BadInput(f"invalid --undeliverable pattern {undeliverable!r}: {exc}") from None
+    current = running()
+    if current is not None:
+        return current, True
+    stale = read_state_file()
+    if stale is not None:
+        clear_state()
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in (log_path(), api_log_path(), status_path()):
+        path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", MODULE, "--port", str(port), "--state-dir", str(directory),
+           "--handler", handler or DEMO_HANDLER, "--api-rate", str(api_rate)]
+    if undeliverable is not None:
+        cmd += ["--undeliverable", undeliverable]
+    with log_path().open("ab") as log:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True,
+                                 cwd=os.getcwd(), close_fds=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_state_file()
+        if state is not None and state.pid == child.pid:
+            return state, False
+        if child.poll() is not None:
+            raise StreamqError(f"the sandbox did not start (exit {child.returncode}): "
+                               f"{_last_error_line()}", hint=f"log: {log_path()}")
+        if time.monotonic() > deadline:
+            child.kill()
+            child.wait(timeout=10)
+            raise StreamqError(f"the sandbox did not get ready within {timeout:.0f}s; "
+                               f"see {log_path()}")
+        time.sleep(0.1)
+
+
+def _last_error_line() -> str:
+    lines = tail(log_path(), 30)
+    for line in reversed(lines):
+        if "failed to start" in line or "Error" in line:
+            return line.strip()
+    return lines[-1].strip() if lines else f"see {log_path()}"
+
+
+# ---------------------------------------------------------------------- down
+
+
+def down_plan() -> tuple[str, SandboxState | None]:
+    """What ``down`` would do: ('stop', state) | ('stale', state) | ('none', None) |
+    ('foreign', state) when the recorded pid is alive but not a sandbox."""
+    state = read_state_file()
+    if state is None:
+        return "none", None
+    if process_gone(state.pid):
+        return "stale", state
+    if not is_sandbox_process(state.pid):
+        return "foreign", state
+    return "stop", state
+
+
+def down(timeout: float = 10.0) -> tuple[str, SandboxState | None]:
+    """Stop the sandbox by its recorded pid (only if that pid is a sandbox)."""
+    what, state = down_plan()
+    if what in ("stale", "foreign"):
+        clear_state()
+    if what != "stop" or state is None:
+        return what, state
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while not process_gone(state.pid):
+        if time.monotonic() > deadline:
+            if is_sandbox_process(state.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(state.pid, signal.SIGKILL)
+            time.sleep(0.2)
+            _reap(state.pid)
+            break
+        time.sleep(0.05)
+    current = read_state_file()
+    if current is not None and current.pid == state.pid:
+        clear_state()
+    return "stopped", state
+
+
+# -------------------------------------------------------------------- status
+
+
+def status() -> dict[str, Any]:
+    state = read_state_file()
+    live = running()
+    doc: dict[str, Any] = {"running": live is not None, "state_dir": str(state_dir()),
+                           "log": str(log_path())}
+    if live is not None:
+        doc.update(pid=live.pid, endpoint=live.endpoint, region=live.region,
+                   table=live.table, history_table=live.history_table,
+                   function=live.function, handler=live.handler or DEMO_HANDLER,
+                   queue_url=live.queue_url,
+                   started_at=datetime.fromtimestamp(live.started_at, tz=timezone.utc)
+                   .isoformat(timespec="seconds"),
+                   uptime_seconds=round(time.time() - live.started_at, 1))
+    elif state is not None:
+        doc["stale_state"] = asdict(state)
+    try:
+        doc["poller"] = json.loads(status_path().read_text()) if live is not None else None
+    except (OSError, ValueError):
+        doc["poller"] = None
+    return doc
+
+
+# ---------------------------------------------------------------------- seed
+
+
+def require_running() -> SandboxState:
+    state = running()
+    if state is None:
+        raise StreamqError("the sandbox is not running: start it with `streamq sandbox up`")
+    return state
+
+
+def seed_items(count: int, *, undeliverable_every: int = 10, poison: int = 0,
+               now: float | None = None) -> list[dict[str, Any]]:
+    """Realistic outbox records: one in ``undeliverable_every`` to an address the fake API
+    rejects; ``poison`` extra records without a recipient (the demo handler fails on them)."""
+    ts = time.time() if now is None else now
+    run = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%H%M%S") + (
+        f"{int(ts * 1000) % 1000:03d}")
+    created = datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+    subjects = ("Your receipt", "Password reset", "Welcome aboard", "Weekly digest",
+                "Invoice available", "Shipping update")
+    items: list[dict[str, Any]] = []
+    for i in range(count + poison):
+        domain = ("invalid.example" if undeliverable_every and i % undeliverable_every ==
+                  undeliverable_every - 1 else "example.com")
+        item: dict[str, Any] = {
+            "id": {"S": f"msg-{run}-{i:05d}"},
+            "subject": {"S": subjects[i % len(subjects)]},
+            "body": {"S": f"Hello user {i}, this is message {i} of the seed."},
+            "created_at": {"S": created},
+            "attempts": {"N": "0"},
+            "tenant": {"S": ("acme", "globex", "initech")[i % 3]},
+        }
+        if i < count:
+            item["recipient"] = {"S": f"user{i}@{domain}"}
+        items.append(item)
+    return items
+
+
+def seed(items: list[dict[str, Any]], state: SandboxState) -> int:
+    from ..aws import Aws, aws_errors
+    from ..config import Settings
+
+    aws = Aws(Settings(endpoint_url=state.endpoint, region=state.region, sandbox=True,
+                       table=state.table))
+    ddb = aws.client("dynamodb")
+    written = 0
+    for start in range(0, len(items), 25):
+        request: dict[str, Any] = {state.table: [{"PutRequest": {"Item": it}}
+                                                 for it in items[start:start + 25]]}
+        while request:
+            with aws_errors():
+                resp = ddb.batch_write_item(RequestItems=request)
+            request = resp.get("UnprocessedItems") or {}
+        written += len(items[start:start + 25])
+    return written
+
+
+# ---------------------------------------------------------------------- logs
+
+
+def tail(path: Path, n: int) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            block, data = 8192, b""
+            while size > 0 and data.count(b"\n") <= n:
+                step = min(block, size)
+                size -= step
+                fh.seek(size)
+                data = fh.read(step) + data
+    except FileNotFoundError:
+        raise NotFound(f"no sandbox log at {path}: has the sandbox been started?") from None
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[-n:] if n else []
+
+
+def follow(path: Path, *, poll: float = 0.25) -> Iterator[str]:
+    """Lines appended to ``path`` from now on (until the caller stops iterating)."""
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        fh.seek(0, os.SEEK_END)
+        while True:
+            line = fh.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(poll)

@@ -1,0 +1,252 @@
+"""A DynamoDB Streams shard reader: shards with lineage, iterators from a checkpoint,
+GetRecords paging, and decoding records into the shape a Lambda function receives.
+
+Used by the sandbox poller (which emulates the Lambda trigger) and by tests that
+want to see what the stream holds.
+
+AWS facts relied on (DynamoDB Streams API reference, Lambda developer guide):
+
+* ``DescribeStream`` pages shards with ``ExclusiveStartShardId`` /
+  ``LastEvaluatedShardId``; a shard has a ``ParentShardId`` and a
+  ``SequenceNumberRange``; an open shard has no ``EndingSequenceNumber``.
+  A child shard must be read only after its parent is fully read.
+* ``GetShardIterator`` types: ``TRIM_HORIZON``, ``LATEST``,
+  ``AT_SEQUENCE_NUMBER``, ``AFTER_SEQUENCE_NUMBER``; a checkpoint (the last
+  processed sequence number) resumes with ``AFTER_SEQUENCE_NUMBER``.
+* ``GetRecords`` returns at most 1000 records and a ``NextShardIterator``
+  (absent once a closed shard is exhausted).
+* A Lambda event record carries ``eventID``, ``eventName``, ``eventVersion``
+  (``1.1``), ``eventSource`` (``aws:dynamodb``), ``awsRegion``, ``dynamodb``
+  (``ApproximateCreationDateTime`` in epoch seconds, ``Keys``, ``NewImage``,
+  ``OldImage``, ``SequenceNumber``, ``SizeBytes``, ``StreamViewType``) and
+  ``eventSourceARN``; binary attribute values are base64 text.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .aws import Aws, aws_errors
+from .errors import NotFound
+
+GET_RECORDS_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    parent_shard_id: str | None
+    starting_sequence_number: str
+    ending_sequence_number: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.ending_sequence_number is None
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    arn: str
+    status: str
+    view_type: str
+    table: str
+    shards: tuple[Shard, ...]
+
+
+def describe_stream(aws: Aws, stream_arn: str) -> StreamInfo:
+    """The stream and all its shards (every DescribeStream page)."""
+    client = aws.client("dynamodbstreams")
+    shards: list[Shard] = []
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+    desc: dict[str, Any] = {}
+    while True:
+        with aws_errors():
+            desc = client.describe_stream(**kwargs)["StreamDescription"]
+        for s in desc.get("Shards", []):
+            rng = s.get("SequenceNumberRange", {})
+            shards.append(Shard(s["ShardId"], s.get("ParentShardId"),
+                                str(rng.get("StartingSequenceNumber", "")),
+                                rng.get("EndingSequenceNumber")))
+        last = desc.get("LastEvaluatedShardId")
+        if not last:
+            break
+        kwargs["ExclusiveStartShardId"] = last
+    return StreamInfo(stream_arn, str(desc.get("StreamStatus", "")),
+                      str(desc.get("StreamViewType", "")), str(desc.get("TableName", "")),
+                      tuple(lineage_order(shards)))
+
+
+def lineage_order(shards: list[Shard]) -> list[Shard]:
+    """Parents before children (a parent missing from the list, e.g. trimmed, is ignored);
+    siblings keep their starting-sequence order."""
+    known = {s.shard_id for s in shards}
+    by_parent: dict[str | None, list[Shard]] = {}
+    for s in shards:
+        parent = s.parent_shard_id if s.parent_shard_id in known else None
+        by_parent.setdefault(parent, []).append(s)
+    out: list[Shard] = []
+    todo = sorted(by_parent.get(None, []), key=_seq_key, reverse=True)
+    while todo:
+        shard = todo.pop()
+        out.append(shard)
+        todo.extend(sorted(by_parent.get(shard.shard_id, []), key=_seq_key, reverse=True))
+    return out
+
+
+def _seq_key(shard: Shard) -> tuple[int, str]:
+    try:
+        return int(shard.starting_sequence_number), shard.shard_id
+    except ValueError:
+        return 0, shard.shard_id
+
+
+def shard_iterator(aws: Aws, stream_arn: str, shard_id: str, *, checkpoint: str | None = None,
+                   position: str = "TRIM_HORIZON") -> str:
+    """An iterator just after ``checkpoint``, or at ``position`` when there is none."""
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
+    if checkpoint:
+        kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=checkpoint)
+    else:
+        kwargs["ShardIteratorType"] = position
+    with aws_errors():
+        return str(aws.client("dynamodbstreams").get_shard_iterator(**kwargs)["ShardIterator"])
+
+
+def get_records(aws: Aws, iterator: str, limit: int = GET_RECORDS_MAX) -> tuple[
+        list[dict[str, Any]], str | None]:
+    """One GetRecords page: (raw records, next iterator or None when the shard is done)."""
+    with aws_errors():
+        page = aws.client("dynamodbstreams").get_records(ShardIterator=iterator,
+                                                         Limit=min(limit, GET_RECORDS_MAX))
+    return list(page.get("Records", [])), page.get("NextShardIterator")
+
+
+class ShardReader:
+    """Reads one shard forward from a checkpoint, keeping the iterator between calls."""
+
+    def __init__(self, aws: Aws, stream_arn: str, shard: Shard, *,
+                 checkpoint: str | None = None, position: str = "TRIM_HORIZON") -> None:
+        self.aws, self.stream_arn, self.shard = aws, stream_arn, shard
+        self.checkpoint = checkpoint
+        self.position = position
+        self._iterator: str | None = None
+        self.exhausted = False
+
+    def read(self, limit: int = GET_RECORDS_MAX) -> list[dict[str, Any]]:
+        """The next page of raw records (possibly empty). Moves the read position,
+        not the checkpoint: call :meth:`commit` once records are processed."""
+        if self.exhausted:
+            return []
+        if self._iterator is None:
+            self._iterator = shard_iterator(self.aws, self.stream_arn, self.shard.shard_id,
+                                            checkpoint=self.checkpoint, position=self.position)
+        records, nxt = get_records(self.aws, self._iterator, limit)
+        if nxt is None:
+            self.exhausted = True
+        self._iterator = nxt
+        return records
+
+    def commit(self, sequence_number: str) -> None:
+        self.checkpoint = sequence_number
+
+    def rewind(self) -> None:
+        """Read again from the checkpoint (drops the read-ahead)."""
+        self._iterator = None
+        self.exhausted = False
+
+
+def read_stream(aws: Aws, stream_arn: str, *, position: str = "TRIM_HORIZON",
+                region: str = "us-east-1") -> Iterator[dict[str, Any]]:
+    """Every record now in the stream, shard by shard in lineage order, as Lambda
+    event records. Stops at the end of each open shard (does not wait)."""
+    info = describe_stream(aws, stream_arn)
+    for shard in info.shards:
+        reader = ShardReader(aws, stream_arn, shard, position=position)
+        while True:
+            page = reader.read()
+            for raw in page:
+                yield lambda_record(raw, stream_arn, region)
+            if not page or reader.exhausted:
+                break
+
+
+def table_stream_arn(aws: Aws, table: str) -> str:
+    with aws_errors():
+        desc = aws.client("dynamodb").describe_table(TableName=table)["Table"]
+    arn = desc.get("LatestStreamArn")
+    if not arn or not desc.get("StreamSpecification", {}).get("StreamEnabled"):
+        raise NotFound(f"table {table!r} has no stream enabled")
+    return str(arn)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def epoch(value: Any) -> float:
+    """ApproximateCreationDateTime as epoch seconds (boto3 gives a datetime)."""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return float(value.timestamp())
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        parsed = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return float(parsed.timestamp())
+
+
+def wire_value(av: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value as JSON-able Lambda event text: binary as base64."""
+    ((kind, value),) = av.items()
+    if kind == "B":
+        return {"B": _b64(value)}
+    if kind == "BS":
+        return {"BS": [_b64(v) for v in value]}
+    if kind == "M":
+        return {"M": {k: wire_value(v) for k, v in value.items()}}
+    if kind == "L":
+        return {"L": [wire_value(v) for v in value]}
+    return {kind: value}
+
+
+def _b64(value: Any) -> str:
+    return base64.b64encode(value).decode() if isinstance(value, (bytes, bytearray)) else str(
+        value)
+
+
+def wire_image(image: dict[str, Any]) -> dict[str, Any]:
+    return {k: wire_value(v) for k, v in image.items()}
+
+
+def lambda_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A GetRecords record -> the record as Lambda puts it in ``event["Records"]``."""
+    src = raw.get("dynamodb", {})
+    ddb: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(epoch(src.get("ApproximateCreationDateTime", 0))),
+        "Keys": wire_image(src.get("Keys", {})),
+    }
+    if "NewImage" in src:
+        ddb["NewImage"] = wire_image(src["NewImage"])
+    if "OldImage" in src:
+        ddb["OldImage"] = wire_image(src["OldImage"])
+    ddb["SequenceNumber"] = str(src.get("SequenceNumber", ""))
+    ddb["SizeBytes"] = int(src.get("SizeBytes", 0))
+    ddb["StreamViewType"] = str(src.get("StreamViewType", ""))
+    record: dict[str, Any] = {
+        "eventID": str(raw.get("eventID", "")),
+        "eventName": str(raw.get("eventName", "")),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": str(raw.get("awsRegion") or region),
+        "dynamodb": ddb,
+        "eventSourceARN": stream_arn,
+    }
+    if raw.get("userIdentity"):
+        record["userIdentity"] = dict(raw["userIdentity"])
+    return record
