@@ -264,7 +264,9 @@ def seed_items(count: int, *, undeliverable_every: int = 10, poison: int = 0,
         if i < count:
             item["recipient"] = {"S": f"user{i}@{domain}"}
         items.append(item)
-    return items
+    # Poison records go in the middle, so records behind them share their batch.
+    normal, bad = items[:count], items[count:]
+    return normal[:count // 2] + bad + normal[count // 2:]
 
 
 def seed(items: list[dict[str, Any]], state: SandboxState) -> int:
