@@ -107,8 +107,9 @@ def test_table_without_stream_is_not_found(endpoint: str, ddb: Any) -> None:
 def test_lambda_record_converts_datetime_and_nested_binary() -> None:
     import datetime as dt
 
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     raw = {"eventID": "e1", "eventName": "INSERT", "awsRegion": "eu-west-1",
-           "dynamodb": {"ApproximateCreationDateTime": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+           "dynamodb": {"ApproximateCreationDateTime": when,
                         "Keys": {"id": {"S": "a"}},
                         "NewImage": {"id": {"S": "a"}, "m": {"M": {"b": {"BS": [b"\xff"]}}}},
                         "SequenceNumber": "7", "SizeBytes": 10,
