@@ -780,6 +780,7 @@ def apply_changes(aws: Aws, mapping: Mapping[str, Any], changes: list[Change], *
     (unless ``wait`` is false), read the mapping back and verify it holds what was asked
     (AwsError naming the first field that differs). Returns the mapping read back."""
     uuid = str(mapping["UUID"])
+    check_settled(mapping)
     with aws_errors():
         aws.client("lambda").update_event_source_mapping(**update_request(uuid, changes))
     if wait:
@@ -788,6 +789,17 @@ def apply_changes(aws: Aws, mapping: Mapping[str, Any], changes: list[Change], *
         after = get_mapping(aws, uuid)
     verify(after, changes)
     return after
+
+
+def check_settled(mapping: Mapping[str, Any]) -> None:
+    """AWS refuses an update while the mapping is changing (ResourceInUseException):
+    say so before asking or writing anything."""
+    from .errors import AwsError
+
+    state = mapping.get("State")
+    if state in TRANSITIONAL:
+        raise AwsError(f"the trigger {mapping.get('UUID')} is {state}: another change is in "
+                       "progress; retry when its State is Enabled or Disabled")
 
 
 def verify(after: Mapping[str, Any], changes: list[Change]) -> None:

@@ -463,3 +463,63 @@ def test_wait_settled_times_out() -> None:
         wait_settled(lambda: {"State": "Updating"}, timeout=10, sleep=sleep,
                      clock=lambda: now[0])
     assert now[0] <= 10.5
+
+
+# ---------------------------------------------------- confirm on a TTY, verify, no-wait
+
+
+@pytest.fixture()
+def tty_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the (captured) stdin count as a terminal; stdout stays a pipe."""
+    import sys
+
+    import streamq.render as render
+
+    real = render.is_tty
+    monkeypatch.setattr(render, "is_tty", lambda s: s is sys.stdin or real(s))
+
+
+def test_tty_confirm_no_changes_nothing(cli: CliRunner, endpoint: str, trig: dict[str, Any],
+                                        tmp_path: Path, tty_stdin: None) -> None:
+    before = esm(endpoint, trig["UUID"])
+    r = run(cli, "--batch-size", "10", "-o", "table", input="n\n")
+    assert r.code == 5 and "not confirmed" in r.err
+    assert "Apply 1 change(s)" in r.err
+    assert esm(endpoint, trig["UUID"]) == before
+    assert backups(tmp_path) == []
+
+
+def test_tty_confirm_yes_applies(cli: CliRunner, endpoint: str, trig: dict[str, Any],
+                                 tmp_path: Path, tty_stdin: None) -> None:
+    r = run(cli, "--batch-size", "10", "-o", "table", input="y\n")
+    assert r.code == 0, r.err
+    assert esm(endpoint, trig["UUID"])["BatchSize"] == 10
+    assert len(backups(tmp_path)) == 1
+
+
+def test_no_wait_still_verifies(cli: CliRunner, endpoint: str, trig: dict[str, Any]) -> None:
+    r = run(cli, "--batch-size", "11", "--no-wait", "--yes")
+    assert r.code == 0, r.err
+    assert "reads back as asked" in r.err
+    assert esm(endpoint, trig["UUID"])["BatchSize"] == 11
+
+
+def test_verify_names_the_field_that_differs() -> None:
+    from streamq.trigger import Change, verify
+
+    after = {"UUID": "u", "State": "Enabled", "BatchSize": 100, "MaximumRetryAttempts": 3}
+    verify(after, [Change("MaximumRetryAttempts", -1, 3)])
+    with pytest.raises(AwsError, match="BatchSize reads back as 100, not 10"):
+        verify(after, [Change("MaximumRetryAttempts", -1, 3), Change("BatchSize", 100, 10)])
+    # While Updating, State says nothing about Enabled yet: not a mismatch.
+    verify({"UUID": "u", "State": "Updating"}, [Change("Enabled", True, False)])
+    with pytest.raises(AwsError, match="Enabled"):
+        verify({"UUID": "u", "State": "Enabled"}, [Change("Enabled", True, False)])
+
+
+def test_changing_trigger_is_not_updated() -> None:
+    from streamq.trigger import check_settled
+
+    check_settled({"UUID": "u", "State": "Disabled"})
+    with pytest.raises(AwsError, match="Updating"):
+        check_settled({"UUID": "u", "State": "Updating"})

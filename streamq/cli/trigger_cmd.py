@@ -129,6 +129,7 @@ def config_trigger_cmd(
         STARTING_POSITION_MESSAGE,
         changes_from_file,
         changes_from_flags,
+        check_settled,
         current_config,
         describe_trigger,
         diff,
@@ -204,6 +205,7 @@ def config_trigger_cmd(
         if fmt == "json":
             render.print_json(result)
         return
+    check_settled(mapping)
     if not yes:
         if not render.is_tty(sys.stdin):
             raise Refused("not applied: stdin is not a terminal; pass --yes to apply "
