@@ -488,6 +488,8 @@ def changes_from_flags(
     chosen = [f for f, on in (("--filter", event_filter is not None),
                               ("--filter-pattern", bool(filter_patterns)),
                               ("--no-filter", no_filter)) if on]
+    if len(chosen) > 1 and no_filter:
+        raise BadInput(f"{chosen[0]} and --no-filter contradict each other: use one")
     if len(chosen) > 1:
         raise BadInput(f"{' and '.join(chosen)} are alternatives (filters are ORed, so "
                        "mixing them would widen the filter): use one; put an eventName "

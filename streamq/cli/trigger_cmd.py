@@ -220,7 +220,8 @@ def config_trigger_cmd(
 
     backup = write_backup(mapping)
     render.info(f"backup of the previous configuration: {backup}")
-    render.info(f"restore it with: streamq config-trigger --from-file {backup}")
+    render.info(f"restore it with: streamq --table {info.name} config-trigger "
+                f"--from-file {backup}")
     after = apply_changes(aws, mapping, changes, wait=wait, timeout=timeout)
     render.info(f"applied {len(changes)} change(s); the trigger reads back as asked "
                 f"(State {after.get('State')})")
