@@ -343,7 +343,8 @@ def _run(settings: Settings, info: TableInfo, todo: list[Target], settled: list[
         raise Interrupted(f"interrupted: {summary.not_reached} record(s) not reached{hint}")
     if not summary.ok:
         bad = summary.counts["missing"] + summary.counts["failed"]
-        hint = f"; retry the failed ones with --resume {where} --yes" if where else ""
+        hint = (f"; retry the failed ones with --resume {where} --yes"
+                if where and summary.counts["failed"] else "")
         raise PartialFailure(f"{bad} of {summary.total} record(s) not refired "
                              f"(missing {summary.counts['missing']}, failed "
                              f"{summary.counts['failed']}){hint}")

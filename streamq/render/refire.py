@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -25,7 +27,7 @@ def plan_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
         ("filter", plan["filter"]),
         ("only if", plan["only_if"]),
         ("rate", "unlimited" if not rate else f"{rate:g}/s"
-         + (f" (about {plan['records'] / rate:.0f}s)" if plan["records"] else "")),
+         + (f" (about {_secs(plan['records'] / rate)})" if plan["records"] else "")),
         ("concurrency", str(plan["concurrency"])),
         ("run token", plan["run"]),
     ]
@@ -34,6 +36,14 @@ def plan_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
     if plan.get("journal"):
         rows.append(("journal", plan["journal"]))
     return rows
+
+
+def _secs(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m" if seconds >= 90 else f"{seconds:.0f}s"
+    return f"{seconds / 3600:.1f}h"
 
 
 def print_plan(plan: dict[str, Any], out: IO[str] | None = None) -> None:
@@ -62,24 +72,39 @@ class ResultSink:
         self.fmt, self.info = fmt, info
         self.out = out or sys.stdout
         self.count = 0
+        self.broken = False
         if fmt == "json":
-            self.out.write("[")
+            self._emit("[")
 
     def write(self, result: Result) -> None:
         if self.fmt == "summary":
             return
         line = dumps(result.to_json(self.info))
         if self.fmt == "json":
-            self.out.write(("\n" if self.count == 0 else ",\n") + line)
+            self._emit(("\n" if self.count == 0 else ",\n") + line)
         else:
-            self.out.write(line + "\n")
-            self.out.flush()
+            self._emit(line + "\n", flush=True)
         self.count += 1
 
     def close(self) -> None:
         if self.fmt == "json":
-            self.out.write("\n]\n" if self.count else "]\n")
-        self.out.flush()
+            self._emit("\n]\n" if self.count else "]\n")
+        self._emit("", flush=True)
+
+    def _emit(self, text: str, flush: bool = False) -> None:
+        """The reader went away (`| head`): stop printing results, never stop the run
+        half-way (the outcomes still reach the journal and the summary)."""
+        if self.broken:
+            return
+        try:
+            self.out.write(text)
+            if flush:
+                self.out.flush()
+        except BrokenPipeError:
+            self.broken = True
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.out.fileno())
 
 
 class RefireProgress:
