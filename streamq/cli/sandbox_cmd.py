@@ -58,8 +58,8 @@ def up(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would start; start "
                                                             "nothing.")] = False,
     output: Annotated[TableOrJson | None, typer.Option(
-        "--output", "-o", help="table on a terminal, json when piped [default: auto].",
-        show_default=False)] = None,
+        "--output", "-o", help="json: a JSON document [default: the endpoint alone, one "
+        "line].", show_default=False)] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Start the sandbox in the background (idempotent) and print its endpoint.
@@ -74,7 +74,7 @@ def up(
 
       streamq sandbox up
 
-      streamq sandbox up --port 4566 --api-rate 20
+      export AWS_ENDPOINT_URL=$(streamq sandbox up --port 4566 --api-rate 20)
 
       streamq sandbox up --handler my_handler:handler
     """
@@ -110,7 +110,7 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
     else:
         render.info(f"sandbox started (pid {state.pid}); try: streamq sandbox seed --count 200"
                     " --yes && streamq --sandbox list --status all")
-    if render.table_or_json(output) == "json":
+    if output == "json":
         render.print_json({"endpoint": state.endpoint, "pid": state.pid,
                            "already_running": already, "table": state.table,
                            "function": state.function, "region": state.region})

@@ -124,6 +124,11 @@ def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
     current = running()
     if current is not None:
         return current, True
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("werkzeug") is None:
+        raise StreamqError("the sandbox needs moto's server: pip install 'streamq[sandbox]' "
+                           "(or pip install 'moto[server]')")
     stale = read_state_file()
     if stale is not None:
         clear_state()
