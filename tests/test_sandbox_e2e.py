@@ -20,6 +20,7 @@ from tests.helpers import CliRunner
 pytestmark = pytest.mark.slow
 
 cli = CliRunner()
+API_RATE = 20
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     old = os.environ.get("STREAMQ_SANDBOX_DIR")
     os.environ["STREAMQ_SANDBOX_DIR"] = str(directory)
     try:
-        res = cli("sandbox", "up", "-o", "json")
+        # A low API limit, so the seed's burst is rate limited however slow the machine.
+        res = cli("sandbox", "up", "--api-rate", str(API_RATE), "-o", "json")
         assert res.code == 0, res.err
         yield directory
     finally:
@@ -155,12 +157,17 @@ def test_main_job_seed_deliver_list_refire(sbx: dict[str, Any]) -> None:
     assert {listed[k]["error"] for k in undeliverable} == {"550 mailbox unavailable"}
     assert {listed[k]["attempts"] for k in listed} == {1}
 
-    # refire the rate-limited ones slowly: they get delivered
-    res = cli("--sandbox", "refire", "--status", "failed", "--where", "last_error~429",
-              "--rate", "15", "--yes")
-    assert res.code == 0, res.err
-    wait_for("the refired records to be delivered",
-             lambda: not (limited & set(outbox(sbx))), timeout=60)
+    # refire the rate-limited ones below the API's limit: they get delivered (a record a
+    # burst still throttled is refired again, as an operator would; at most 3 rounds)
+    for _ in range(3):
+        res = cli("--sandbox", "refire", "--status", "failed", "--where", "last_error~429",
+                  "--rate", str(API_RATE // 2 - 2), "--yes")
+        assert res.code == 0, res.err
+        wait_for("the refires to be handled", lambda: all(
+            "refired_at" not in it for it in outbox(sbx).values()), timeout=60)
+        if not limited & set(outbox(sbx)):
+            break
+    assert not limited & set(outbox(sbx))
     assert history_ids(sbx) >= limited
 
     # refire the undeliverable ones: they fail again, attempts + 1
