@@ -29,7 +29,9 @@ class Aws:
         self.max_pool_connections = max_pool_connections
         # AWS_MAX_ATTEMPTS is the AWS CLI's own knob; 5 attempts in standard mode otherwise.
         env = os.environ.get("AWS_MAX_ATTEMPTS", "")
-        self.max_attempts = max_attempts or (int(env) if env.isdigit() and int(env) > 0 else 5)
+        # max_attempts is botocore's: retries after the first try (0: no retries).
+        self.max_attempts = (max_attempts if max_attempts is not None
+                             else int(env) if env.isdigit() and int(env) > 0 else 5)
         self._session: boto3.session.Session | None = None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
