@@ -84,7 +84,7 @@ def seed(ddb: Any, endpoint: str, n: int = 6, *, trigger: bool = True,
 
 def lib(endpoint: str) -> tuple[Aws, Any, Any]:
     settings = resolve({"endpoint_url": endpoint, "table": TABLE})
-    aws = Aws(settings, max_attempts=1)
+    aws = Aws(settings, max_attempts=0)
     return aws, describe_table(aws, TABLE), settings
 
 

@@ -297,8 +297,9 @@ def _run(settings: Settings, info: TableInfo, todo: list[Target], settled: list[
     from ..refire import Journal, execute
     from ..render import refire as view
 
-    # Our own retries (each one waits for a token, so retries respect --rate): botocore's off.
-    writer = Aws(settings, max_pool_connections=concurrency + 2, max_attempts=1)
+    # Our own retries (each waits for a token, so retries respect --rate); botocore's are
+    # off: its retries={"max_attempts": N} counts retries after the first try, so 0.
+    writer = Aws(settings, max_pool_connections=concurrency + 2, max_attempts=0)
     jrn = (Journal.append(resume) if resume is not None else
            Journal.create(journal, run=run, info=info, targets=all_targets, only_if=mode)
            if journal is not None else None)
