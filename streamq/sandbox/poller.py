@@ -142,6 +142,7 @@ class Poller:
                 busy = self.step()
             except StreamqError as exc:
                 self._note_error(f"poller: {exc}")
+                self._check_stream_replaced()
                 busy = False
             except Exception as exc:
                 self._note_error(f"poller: unexpected {type(exc).__name__}: {exc}")
@@ -199,6 +200,23 @@ class Poller:
         self._uuid = str(found[0]["UUID"])
         self.counters.mapping_uuid = self._uuid
         return dict(found[0])
+
+    def _check_stream_replaced(self) -> None:
+        """The table (or its stream) was recreated: start over on the new stream. A
+        transient error keeps the checkpoint (re-reading would invoke twice)."""
+        try:
+            current = table_stream_arn(self.aws, self.table)
+        except StreamqError:
+            return
+        if self._stream_arn is not None and current != self._stream_arn:
+            log.info("poller: the table has a new stream %s; reading it from the start",
+                     current)
+            self._stream_arn = current
+            self._uuid = None
+            self._readers.clear()
+            self._buffers.clear()
+            self._parents.clear()
+            self._order = []
 
     def stream_arn(self) -> str:
         if self._stream_arn is None:
@@ -288,9 +306,11 @@ class Poller:
             max_age = int(_num(mapping.get("MaximumRecordAgeInSeconds"), -1))
             if max_age >= 0:
                 now = self.clock()
-                fresh = [r for r in recs
-                         if now - r["dynamodb"]["ApproximateCreationDateTime"] <= max_age]
-                expired = [r for r in recs if r not in fresh]
+                fresh: list[dict[str, Any]] = []
+                expired: list[dict[str, Any]] = []
+                for r in recs:
+                    age = now - r["dynamodb"]["ApproximateCreationDateTime"]
+                    (fresh if age <= max_age else expired).append(r)
                 if expired:
                     self.counters.records_expired += len(expired)
                     self._discard(expired, mapping, shard_id, "RecordAgeExceeded", invokes,
@@ -348,6 +368,8 @@ class Poller:
             error = f"{type(exc).__name__}: {exc}"
             self._note_error(f"handler failed on {len(recs)} record(s) "
                              f"[{first}..{last}]: {error}")
+            trace = traceback.format_exc().rstrip().splitlines()
+            log.info("handler traceback:\n  %s", "\n  ".join(trace[-12:]))
             return _Outcome(False, None, error, context.aws_request_id)
         took = time.monotonic() - started
         if "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []):
