@@ -138,9 +138,10 @@ def test_up_is_idempotent_and_status_reports(sbx: dict[str, Any]) -> None:
 
 
 def test_main_job_seed_deliver_list_refire(sbx: dict[str, Any]) -> None:
-    seed("--count", "200")
-    wait_for("the seed to be handled", lambda: not any(
-        "last_error" not in it for it in outbox(sbx).values()))
+    res = cli("sandbox", "seed", "--count", "200", "--yes", "--wait")
+    assert res.code == 0, res.err
+    assert res.out.strip() == "200" and "handled: " in res.err
+    assert not any("last_error" not in it for it in outbox(sbx).values())
     wait_for("the poller to go quiet", idle(sbx))
     items = outbox(sbx)
     sent = {e["message_id"] for e in api_log(sbx) if e["outcome"] == "sent"}

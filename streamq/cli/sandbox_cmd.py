@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from ..errors import Refused
+from ..errors import Refused, StreamqError
 from .common import TableOrJson, run_guarded, value_of
 
 sandbox_app = typer.Typer(
@@ -217,6 +217,12 @@ def seed(
     poison: Annotated[int, typer.Option(
         "--poison", min=0, help="Extra records without a recipient: the demo handler fails "
         "on them (shows retries, bisect, the on-failure queue).")] = 0,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Return once the handler has delivered or failed every record "
+        "(poison records excepted), and say how it went.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=1,
+                                           help="With --wait: give up after this many "
+                                                "seconds (exit 1).")] = 60.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed when stdin "
                                                          "is not a terminal).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one sample record; "
@@ -230,7 +236,7 @@ def seed(
 
     Examples:
 
-      streamq sandbox seed --count 200 --yes
+      streamq sandbox seed --count 200 --yes --wait && streamq --sandbox list
 
       streamq sandbox seed --count 50 --poison 1 --yes
 
@@ -238,10 +244,11 @@ def seed(
     """
     del debug  # read from argv by the error handler
     run_guarded(_seed, count=count, undeliverable_every=undeliverable_every, poison=poison,
-                yes=yes, dry_run=dry_run)
+                wait=wait, timeout=timeout, yes=yes, dry_run=dry_run)
 
 
-def _seed(count: int, undeliverable_every: int, poison: int, yes: bool, dry_run: bool) -> None:
+def _seed(count: int, undeliverable_every: int, poison: int, wait: bool, timeout: float,
+          yes: bool, dry_run: bool) -> None:
     from .. import render
     from ..outbox import item_to_plain
     from ..sandbox import control
@@ -257,6 +264,14 @@ def _seed(count: int, undeliverable_every: int, poison: int, yes: bool, dry_run:
              "not seeded")
     n = control.seed(items, state)
     render.info(f"inserted {n} record(s) into {state.table}")
+    if wait:
+        delivered, failed, waiting = control.wait_handled(items, state, timeout=timeout)
+        render.info(f"handled: {delivered} delivered, {failed} failed"
+                    + (f", {waiting} not handled after {timeout:.0f}s" if waiting else ""))
+        if waiting:
+            typer.echo(n)
+            raise StreamqError(f"{waiting} record(s) not handled within {timeout:.0f}s: "
+                               "see `streamq sandbox status` and `streamq sandbox logs`")
     typer.echo(n)
 
 

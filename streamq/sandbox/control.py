@@ -293,6 +293,28 @@ def seed(items: list[dict[str, Any]], state: SandboxState) -> int:
     return written
 
 
+def wait_handled(items: list[dict[str, Any]], state: SandboxState, *,
+                 timeout: float = 60.0) -> tuple[int, int, int]:
+    """Wait until the handler has dealt with every seeded record (gone = delivered, or an
+    error recorded); poison records (no recipient) are not waited for.
+    Returns (delivered, failed, still waiting)."""
+    from ..aws import Aws
+    from ..config import Settings
+    from ..outbox import describe_table, fetch_items
+
+    aws = Aws(Settings(endpoint_url=state.endpoint, region=state.region, sandbox=True))
+    info = describe_table(aws, state.table)
+    keys = [{"id": it["id"]} for it in items if "recipient" in it]
+    deadline = time.monotonic() + timeout
+    while True:
+        present = list(fetch_items(aws, info, keys))
+        failed = sum(1 for it in present if it.get("last_error"))
+        waiting = len(present) - failed
+        if waiting == 0 or time.monotonic() > deadline:
+            return len(keys) - len(present), failed, waiting
+        time.sleep(0.5)
+
+
 # ---------------------------------------------------------------------- logs
 
 
