@@ -18,7 +18,7 @@ sandbox_app = typer.Typer(
         "plus a poller that runs the trigger for real against a demo mail-sender handler "
         "(or yours).\n\n"
         "Examples:\n\n"
-        "  streamq sandbox up && streamq sandbox seed --count 200 --yes\n\n"
+        "  streamq sandbox up && streamq sandbox seed --count 200 --yes --wait\n\n"
         "  streamq --sandbox list --status failed\n\n"
         "  streamq sandbox down --yes"
     ),
@@ -109,7 +109,7 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
         render.info(f"the sandbox is already running (pid {state.pid})")
     else:
         render.info(f"sandbox started (pid {state.pid}); try: streamq sandbox seed --count 200"
-                    " --yes && streamq --sandbox list --status all")
+                    " --yes --wait && streamq --sandbox list --status all")
     if output == "json":
         render.print_json({"endpoint": state.endpoint, "pid": state.pid,
                            "already_running": already, "table": state.table,
