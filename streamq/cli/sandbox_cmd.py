@@ -74,7 +74,7 @@ def up(
 
       streamq sandbox up
 
-      export AWS_ENDPOINT_URL=$(streamq sandbox up --port 4566 --api-rate 20)
+      streamq sandbox up --port 4566 --api-rate 20
 
       streamq sandbox up --handler my_handler:handler
     """
