@@ -135,6 +135,9 @@ def test_up_is_idempotent_and_status_reports(sbx: dict[str, Any]) -> None:
     assert doc["running"] is True and doc["pid"] == sbx["state"]["pid"]
     assert doc["poller"]["settings"]["BatchSize"] == 100
     assert doc["poller"]["state"] == "polling"
+    res = cli("sandbox", "status", "-o", "table")
+    assert res.code == 0 and "running at " + sbx["state"]["endpoint"] in res.out
+    assert "invocations" in res.out and "mail-sender" in res.out
 
 
 def test_main_job_seed_deliver_list_refire(sbx: dict[str, Any]) -> None:

@@ -142,3 +142,31 @@ def _dead_pid() -> int:
     proc: Any = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return int(proc.pid)
+
+
+def test_follow_yields_appended_lines(tmp_path: Path) -> None:
+    import threading
+
+    from streamq.sandbox.control import follow, tail
+
+    log = tmp_path / "sandbox.log"
+    log.write_text("old 1\nold 2\n")
+    assert tail(log, 1) == ["old 2"]
+
+    def append() -> None:
+        time.sleep(0.3)
+        with log.open("a") as fh:
+            fh.write("new 1\nnew 2\n")
+
+    threading.Thread(target=append, daemon=True).start()
+    lines = follow(log, poll=0.05)
+    assert [next(lines), next(lines)] == ["new 1", "new 2"]
+
+
+def test_logs_before_any_sandbox_is_not_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
+    monkeypatch.setenv("STREAMQ_SANDBOX_DIR", str(tmp_path / "never"))
+    res = cli("sandbox", "logs")
+    assert res.code == 4 and "no sandbox log" in res.err
+    res = cli("sandbox", "seed", "--count", "1", "--yes")
+    assert res.code == 1 and "not running" in res.err
