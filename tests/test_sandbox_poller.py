@@ -326,3 +326,41 @@ def test_settings_changed_during_retries_take_effect(world: dict[str, Any]) -> N
         poller.stop.set()
         thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_disabling_during_retries_stops_them_and_enabling_resumes(
+        world: dict[str, Any]) -> None:
+    import threading
+
+    import boto3
+
+    rec = Recorder(poison_raises)
+    poller, mapping = make(world, rec, MaximumRetryAttempts=-1,
+                           BisectBatchOnFunctionError=False)
+    poller.retry_delay = poller.max_retry_delay = 0.05
+    lam = boto3.client("lambda", endpoint_url=world["endpoint"], region_name="us-east-1")
+    put(world, "poison")
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(rec.events) < 2:
+            assert time.monotonic() < deadline, poller.counters
+            time.sleep(0.02)
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        while poller.counters.state != "disabled":
+            assert time.monotonic() < deadline, poller.counters
+            time.sleep(0.02)
+        stopped_at = len(rec.events)
+        time.sleep(0.5)
+        assert len(rec.events) == stopped_at  # no invocation while disabled
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True,
+                                        MaximumRetryAttempts=0)
+        while poller.counters.dlq_messages == 0:
+            assert time.monotonic() < deadline, poller.counters
+            time.sleep(0.02)
+        assert len(rec.events) > stopped_at
+        assert rec.ids(-1) == ["poison"]
+    finally:
+        poller.stop.set()
+        thread.join(timeout=5)

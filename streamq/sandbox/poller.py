@@ -278,8 +278,8 @@ class Poller:
         if not full and first_at is not None and time.monotonic() - first_at < window:
             return False  # the batching window is still open: wait for more records
         dropped = consumed - len(batch)
-        self._deliver(batch, mapping, shard_id)
-        self._consume(shard_id, consumed, filtered=dropped)
+        if self._deliver(batch, mapping, shard_id):
+            self._consume(shard_id, consumed, filtered=dropped)
         return True
 
     def _consume(self, shard_id: str, n: int, *, filtered: int) -> None:
@@ -298,8 +298,10 @@ class Poller:
     # -------------------------------------------------------------- delivery
 
     def _deliver(self, records: list[dict[str, Any]], mapping: dict[str, Any],
-                 shard_id: str) -> None:
-        """Invoke until every record is delivered or discarded (retries, bisect, DLQ)."""
+                 shard_id: str) -> bool:
+        """Invoke until every record is delivered or discarded (retries, bisect, DLQ).
+        False when it stopped first (shutdown, or the trigger was disabled during the
+        retries): the checkpoint stays, the batch is read again once enabled."""
         work: deque[tuple[list[dict[str, Any]], int, int]] = deque([(records, 0, 0)])
         while work:
             recs, retries, invokes = work.popleft()
@@ -341,7 +343,7 @@ class Poller:
                               outcome)
                 continue
             if self.stop.is_set():
-                return
+                return False
             delay = min(self.retry_delay * (2 ** retries), self.max_retry_delay)
             self.counters.retries += 1
             log.info("poller: retrying %d record(s) in %.1fs (retry %d of %s)", len(recs),
@@ -351,7 +353,12 @@ class Poller:
             fresh_mapping = self.mapping()
             if fresh_mapping is not None:
                 mapping = fresh_mapping  # a config change during retries takes effect
+                if mapping.get("State") != "Enabled":
+                    log.info("poller: the trigger was disabled during retries; the batch "
+                             "stays at the checkpoint")
+                    return False
             work.appendleft((recs, retries + 1, invokes))
+        return True
 
     def _invoke(self, recs: list[dict[str, Any]], mapping: dict[str, Any]) -> _Outcome:
         context = LambdaContext(str(mapping.get("FunctionArn", self.function)))
