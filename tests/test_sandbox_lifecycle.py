@@ -170,3 +170,16 @@ def test_logs_before_any_sandbox_is_not_found(
     assert res.code == 4 and "no sandbox log" in res.err
     res = cli("sandbox", "seed", "--count", "1", "--yes")
     assert res.code == 1 and "not running" in res.err
+
+
+def test_up_without_moto_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "moto" else real(name, *a))
+    monkeypatch.setenv("STREAMQ_SANDBOX_DIR", str(tmp_path / "sbx"))
+    res = cli("sandbox", "up")
+    assert res.code == 1 and "pip install 'streamq[sandbox]'" in res.err
+    assert not (tmp_path / "sbx" / "state.json").exists()
