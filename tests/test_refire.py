@@ -417,3 +417,26 @@ def test_sigint_stops_cleanly(ddb, endpoint, tmp_path) -> None:
     touched = {k for k in keys if count_of(ddb, k) == 1}
     assert touched == refired
     assert all(count_of(ddb, k) <= 1 for k in keys)
+
+
+def test_resume_rejects_bad_journals(ddb, endpoint, cli, tmp_path) -> None:
+    seed(ddb, endpoint, 1)
+    res = cli("refire", "-t", TABLE, "--resume", str(tmp_path / "nope.jsonl"), "--yes")
+    assert res.code == 4 and "not found" in res.err, res.err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"hello": 1}\n')
+    res = cli("refire", "-t", TABLE, "--resume", str(bad), "--yes")
+    assert res.code == 2 and "not a streamq refire journal" in res.err, res.err
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"journal": "streamq-refire-journal", "version": 1,
+                                 "run": "r-x", "table": "elsewhere", "only_if": "any"}) + "\n"
+                     + json.dumps({"planned": {"id": "msg-0"}, "cond": None}) + "\n")
+    res = cli("refire", "-t", TABLE, "--resume", str(other), "--yes")
+    assert res.code == 2 and "is for table 'elsewhere'" in res.err, res.err
+    # A torn last line (killed mid-write) is ignored; the planned id is refired.
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(other.read_text().replace("elsewhere", TABLE) + '{"key": {"id": "ms')
+    res = cli("refire", "-t", TABLE, "--resume", str(torn), "--yes")
+    assert res.code == 0, res.err
+    assert count_of(ddb, "msg-0") == 1
+    assert item(ddb, "msg-0")["refire_run"] == {"S": "r-x"}  # type: ignore[index]
