@@ -44,7 +44,14 @@ class Aws:
 
                 kwargs: dict[str, Any] = {}
                 if self.settings.sandbox:
-                    kwargs.update(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+                    # The local sandbox: fixed keys, and no AWS_PROFILE from the
+                    # environment (a profile the sandbox does not need must not break it).
+                    import botocore.session
+
+                    core = botocore.session.Session()
+                    core.session_var_map["profile"] = (None, None, None, None)
+                    kwargs.update(aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
+                                  botocore_session=core)
                 elif self.settings.profile:
                     kwargs["profile_name"] = self.settings.profile
                 if self.settings.region:

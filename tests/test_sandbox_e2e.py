@@ -140,6 +140,15 @@ def test_up_is_idempotent_and_status_reports(sbx: dict[str, Any]) -> None:
     assert "invocations" in res.out and "mail-sender" in res.out
 
 
+def test_sandbox_ignores_an_ambient_aws_profile(sbx: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exported AWS_PROFILE for real AWS must not break --sandbox (nor be used by it)."""
+    monkeypatch.setenv("AWS_PROFILE", "production-that-does-not-exist-here")
+    res = cli("--sandbox", "stats", "-o", "json")
+    assert res.code == 0, res.err
+    assert res.json()["table"] == "mail_outbox"
+
+
 def test_main_job_seed_deliver_list_refire(sbx: dict[str, Any]) -> None:
     res = cli("sandbox", "seed", "--count", "200", "--yes", "--wait")
     assert res.code == 0, res.err

@@ -105,6 +105,14 @@ def test_stale_state_is_not_running_and_down_clears_it(
     assert not (tmp_path / "sbx" / "state.json").exists()
 
 
+def test_a_recycled_pid_is_not_a_running_sandbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
+    monkeypatch.setenv("STREAMQ_SANDBOX_DIR", str(tmp_path / "sbx"))
+    write_state(SandboxState(pid=os.getpid(), endpoint="http://127.0.0.1:9"))
+    res = cli("--sandbox", "list")  # pytest's pid is alive but is no sandbox
+    assert res.code == 1 and "not running" in res.err
+
+
 def test_down_never_signals_a_pid_that_is_not_a_sandbox(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
     monkeypatch.setenv("STREAMQ_SANDBOX_DIR", str(tmp_path / "sbx"))

@@ -21,15 +21,16 @@ from typing import Any
 from ..errors import BadInput, NotFound, StreamqError
 from .run import API_LOG, DEMO_HANDLER, LOG_FILE, STATUS_FILE
 from .state import (
+    MODULE,
     SandboxState,
     clear_state,
+    is_sandbox_process,
     pid_alive,
     read_state,
     read_state_file,
     state_dir,
 )
 
-MODULE = "streamq.sandbox.run"
 _HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -65,19 +66,6 @@ def _reap(pid: int) -> None:
 def process_gone(pid: int) -> bool:
     _reap(pid)
     return not pid_alive(pid) or _proc_state(pid) == "Z"
-
-
-def is_sandbox_process(pid: int) -> bool:
-    """Is ``pid`` really a streamq sandbox (its command line runs streamq.sandbox.run)?"""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        try:
-            cmdline = subprocess.run(["ps", "-p", str(pid), "-o", "command="],
-                                     capture_output=True, text=True, timeout=5).stdout
-        except (OSError, subprocess.SubprocessError):
-            return False
-    return MODULE in cmdline
 
 
 def endpoint_answers(endpoint: str, timeout: float = 2.0) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -13,6 +14,9 @@ SANDBOX_REGION = "us-east-1"
 SANDBOX_TABLE = "mail_outbox"
 SANDBOX_HISTORY_TABLE = "mail_history"
 SANDBOX_FUNCTION = "mail-sender"
+
+
+MODULE = "streamq.sandbox.run"
 
 
 def state_dir() -> Path:
@@ -57,10 +61,26 @@ def read_state_file() -> SandboxState | None:
         return None
 
 
+def is_sandbox_process(pid: int) -> bool:
+    """Is ``pid`` really a streamq sandbox (its command line runs streamq.sandbox.run)?
+    A recycled pid of some other process is not."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        try:
+            cmdline = subprocess.run(["ps", "-p", str(pid), "-o", "command="],
+                                     capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return MODULE in cmdline
+
+
 def read_state() -> SandboxState | None:
-    """The running sandbox, or None (no state file, or its process is gone)."""
+    """The running sandbox, or None (no state file, or its process is gone or is not ours)."""
     state = read_state_file()
-    return state if state is not None and pid_alive(state.pid) else None
+    if state is None or not pid_alive(state.pid) or not is_sandbox_process(state.pid):
+        return None
+    return state
 
 
 def write_state(state: SandboxState) -> None:
