@@ -86,7 +86,9 @@ async def serve(target: str, delay_ms: float, host: str = "127.0.0.1",
     delay = max(0.0, delay_ms) / 1000.0
 
     async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await _handle(r, w, up_host, up_port, delay)
+        # Cancelled on shutdown: end quietly (asyncio's stream callback would log it).
+        with contextlib.suppress(asyncio.CancelledError):
+            await _handle(r, w, up_host, up_port, delay)
 
     return await asyncio.start_server(handler, host, port)
 
@@ -97,13 +99,27 @@ class Proxy:
     port: int
     _loop: asyncio.AbstractEventLoop = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    _server: asyncio.base_events.Server = field(repr=False)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        """Stop listening, drop open connections, stop the thread."""
+
+        async def shutdown() -> None:
+            self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+            with contextlib.suppress(Exception):
+                fut.result(timeout=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
 
@@ -120,6 +136,7 @@ def start_proxy(target: str, delay_ms: float, host: str = "127.0.0.1", port: int
         try:
             server = loop.run_until_complete(serve(target, delay_ms, host, port))
             ready["port"] = server.sockets[0].getsockname()[1]
+            ready["server"] = server
         except BaseException as exc:
             ready["error"] = exc
             started.set()
@@ -136,7 +153,8 @@ def start_proxy(target: str, delay_ms: float, host: str = "127.0.0.1", port: int
     started.wait(10)
     if "error" in ready:
         raise RuntimeError(f"latency proxy failed to start: {ready['error']}")
-    return Proxy(host, int(ready["port"]), loop, thread)  # type: ignore[call-overload]
+    return Proxy(host, int(ready["port"]), loop, thread,  # type: ignore[call-overload]
+                 ready["server"])  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:
