@@ -333,6 +333,7 @@ class Toucher:
         self.classifier = Classifier(settings, info)
         self.attempts = 0
         self.retries = 0
+        self.fatal: str | None = None  # an error that stopped the run (credentials, table)
         self._lock = threading.Lock()
 
     def request(self, t: Target, now: float | None = None) -> dict[str, Any]:
@@ -372,6 +373,7 @@ class Toucher:
         from botocore.exceptions import BotoCoreError, ClientError
 
         params = self.request(t)
+        transient: tuple[type[BaseException], ...] = (*_transient(), OSError)
         last = ""
         for attempt in range(self.max_attempts):
             if not self.limiter.take(self.stop):
@@ -388,11 +390,21 @@ class Toucher:
                 if error_code(exc) == "ConditionalCheckFailedException":
                     old = exc.response.get("Item")
                     return self._why(t, old if isinstance(old, dict) else None)
+                if error_code(exc) in FATAL_CODES:
+                    # Every other write would fail the same way: stop the run, so the
+                    # rest stay "not reached" (resumable), not "failed" one by one.
+                    self.fatal = self.fatal or _one_line(exc)
+                    self.stop.set()
+                    return Result(t.key, "failed", _one_line(exc))
                 if not is_throttle(exc):
                     return Result(t.key, "failed", _one_line(exc))
                 last = _one_line(exc)
-            except (BotoCoreError, OSError) as exc:  # connection reset, timeout, ...
+            except transient as exc:  # connection reset, timeout, ...
                 last = _one_line(exc)
+            except BotoCoreError as exc:  # e.g. credentials: not worth a retry
+                self.fatal = self.fatal or _one_line(exc)
+                self.stop.set()
+                return Result(t.key, "failed", _one_line(exc))
             if attempt + 1 < self.max_attempts:
                 # Exponential backoff with full jitter; the retry also waits for a token.
                 cap = min(self.max_delay, self.base_delay * (2 ** attempt))
@@ -409,6 +421,21 @@ class Toucher:
         if t.cond == "stuck" and status == "stuck":
             return Result(t.key, "skipped", "its created time changed since it was read")
         return Result(t.key, "skipped", f"no longer {t.cond} (now {status})")
+
+
+#: Errors no retry or other record can fix: they stop the run.
+FATAL_CODES = frozenset({
+    "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+    "ExpiredTokenException", "ExpiredToken", "RequestExpired", "ResourceNotFoundException",
+    "MissingAuthenticationTokenException",
+})
+
+
+def _transient() -> tuple[type[Exception], ...]:
+    from botocore import exceptions as bx
+
+    return (bx.ConnectionError, bx.HTTPClientError, bx.ReadTimeoutError,
+            bx.ConnectTimeoutError, bx.EndpointConnectionError)
 
 
 def iso_ms(ts: float) -> str:
@@ -570,6 +597,7 @@ class Summary:
     attempts: int = 0
     retries: int = 0
     interrupted: bool = False
+    fatal: str | None = None
 
     @property
     def total(self) -> int:
@@ -647,8 +675,8 @@ def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Tar
                     continue
             raise
     summary.elapsed = time.monotonic() - started
-    summary.attempts, summary.retries = tch.attempts, tch.retries
-    summary.interrupted = stop.is_set() and summary.not_reached > 0
+    summary.attempts, summary.retries, summary.fatal = tch.attempts, tch.retries, tch.fatal
+    summary.interrupted = stop.is_set() and summary.not_reached > 0 and tch.fatal is None
     return summary
 
 

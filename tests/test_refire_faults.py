@@ -23,10 +23,11 @@ class FaultProxy(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, throttle: int = 0, lose: int = 0) -> None:
+    def __init__(self, upstream: str, throttle: int = 0, lose: int = 0,
+                 deny: int = 0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
-        self.throttle, self.lose = throttle, lose
+        self.throttle, self.lose, self.deny = throttle, lose, deny
         self.update_calls = 0
         self.lock = threading.Lock()
 
@@ -60,6 +61,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 elif self.server.lose > 0:
                     self.server.lose -= 1
                     fault = "lose"
+                elif self.server.deny > 0:
+                    self.server.deny -= 1
+                    fault = "deny"
+        if fault == "deny":
+            self._reply(400, b'{"__type":"com.amazon.coral.service#ExpiredTokenException",'
+                        b'"message":"The security token included in the request is expired"}')
+            return
         if fault == "throttle":
             self._reply(400, b'{"__type":"com.amazonaws.dynamodb.v20120810#'
                         b'ProvisionedThroughputExceededException","message":"slow down"}')
@@ -150,3 +158,19 @@ def test_persistent_errors_end_failed_with_exit_3(ddb, endpoint, cli, faults) ->
     assert r["outcome"] == "failed" and "gave up after 8 attempts" in r["error"]
     assert "ProvisionedThroughputExceeded" in r["error"]
     assert count_of(ddb, keys[0]) == 0
+
+
+def test_expired_credentials_stop_the_run(ddb, endpoint, cli, faults, tmp_path) -> None:
+    keys = _seed(ddb, endpoint, 30)
+    proxy = faults(deny=1000)
+    path = tmp_path / "run.jsonl"
+    args = [a for k in keys for a in ("--id", k)]
+    res = cli("refire", "-t", TABLE, "--endpoint-url", proxy.url, *args, "--yes",
+              "--rate", "0", "--concurrency", "2", "--journal", str(path))
+    assert res.code == 1, res.err
+    assert "ExpiredToken" in res.err and "not reached" in res.err and "--resume" in res.err
+    assert proxy.update_calls <= 4  # stopped at once, not 30 failures
+    # Credentials fixed: the resumed run refires everything, once.
+    res = cli("refire", "-t", TABLE, "--resume", str(path), "--yes", "--rate", "0")
+    assert res.code == 0, res.err
+    assert all(count_of(ddb, k) == 1 for k in keys)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..config import Settings
-from ..errors import BadInput, Interrupted, PartialFailure, Refused
+from ..errors import AwsError, BadInput, Interrupted, PartialFailure, Refused
 from .common import outbox_command
 from .queue_cmds import OlderOpt, StatusOpt, WhereOpt, build_selection
 
@@ -338,6 +338,11 @@ def _run(settings: Settings, info: TableInfo, todo: list[Target], settled: list[
             jrn.close()
     view.print_summary(summary, failures)
     where = resume or journal
+    if summary.fatal is not None:
+        hint = (f"; fix it, then continue with: streamq refire --resume {where} --yes"
+                if where else "")
+        raise AwsError(f"stopped after an error every write would hit: {summary.fatal} "
+                       f"({summary.not_reached} record(s) not reached){hint}")
     if interrupted.is_set():
         hint = (f"; continue with: streamq refire --resume {where} --yes" if where else
                 "; next time use --journal FILE to be able to --resume")
