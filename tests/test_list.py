@@ -217,3 +217,38 @@ def test_key_codec_round_trip_and_identity() -> None:
     # A list -o jsonl record is accepted as a key too.
     assert parse_key_text('{"key": {"pk": "x", "sk": "AA=="}, "status": "failed"}', comp)[
         "pk"] == {"S": "x"}
+
+
+def test_data_stays_on_stdout_while_progress_shows_on_a_terminal(ddb, tmp_path) -> None:
+    """stderr a terminal (progress shown), stdout a file: every id lands in the file,
+    unwrapped, and none on the terminal."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    create_table(ddb, "outbox")
+    items, truth = outbox_items(300)
+    batch_put(ddb, "outbox", items)
+    master, slave = pty.openpty()
+    out = tmp_path / "ids.txt"
+    with out.open("w") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamq.cli", "list", "-t", "outbox", "-o", "jsonl"],
+            stdout=fh, stderr=slave, stdin=subprocess.DEVNULL, timeout=60,
+            env={**os.environ, "COLUMNS": "40"})
+    os.close(slave)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(master)
+    assert proc.returncode == 0, terminal
+    lines = out.read_text().splitlines()
+    assert {json.loads(line)["key"]["id"] for line in lines} == truth["failed"] | truth["stuck"]
+    assert b'"key"' not in terminal

@@ -135,7 +135,8 @@ def list_cmd(
     info = describe_table(aws, settings.require_table())
     _debug_plan(settings, info, sel)
     started = time.monotonic()
-    with render.progress("scanning") as prog:
+    streams = not count and fmt != "table"
+    with render.progress("scanning", render.progress_allowed(streams)) as prog:
         records = select(aws, info, settings, sel, on_page=prog.advance)
         if sort:
             records = iter(sort_records(records, str(sort.value), limit))

@@ -281,19 +281,25 @@ class Progress:
         self.label, self.enabled = label, enabled
         self.count = 0
         self._live: Any = None
+        self._spinner: Any = None
         self._start = time.monotonic()
 
     def advance(self, n: int) -> None:
         self.count += n
         if self._live is not None:
             rate = self.count / max(time.monotonic() - self._start, 1e-6)
-            self._live.update(f"{self.label}: {self.count:,} items ({rate:,.0f}/s)")
+            self._spinner.update(text=f"{self.label}: {self.count:,} items ({rate:,.0f}/s)")
 
     def __enter__(self) -> Progress:
         if self.enabled:
-            from rich.status import Status
+            from rich.live import Live
+            from rich.spinner import Spinner
 
-            self._live = Status(self.label, console=err_console())
+            self._spinner = Spinner("dots", self.label)
+            # Never redirect stdout: data written meanwhile must stay on stdout.
+            self._live = Live(self._spinner, console=err_console(), transient=True,
+                              redirect_stdout=False, redirect_stderr=False,
+                              refresh_per_second=8)
             self._live.start()
         return self
 
@@ -302,9 +308,15 @@ class Progress:
             self._live.stop()
 
 
+def progress_allowed(streams_to_stdout: bool) -> bool:
+    """A live progress line on stderr only when stderr is a terminal, and not while data
+    streams to that same terminal on stdout (the two would garble each other)."""
+    return is_tty(sys.stderr) and not (streams_to_stdout and is_tty(sys.stdout))
+
+
 @contextmanager
 def progress(label: str, enabled: bool | None = None) -> Iterator[Progress]:
-    with Progress(label, is_tty(sys.stderr) if enabled is None else enabled) as p:
+    with Progress(label, progress_allowed(False) if enabled is None else enabled) as p:
         yield p
 
 

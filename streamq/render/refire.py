@@ -8,7 +8,7 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from . import dumps, is_tty
+from . import dumps
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..outbox import TableInfo
@@ -110,9 +110,12 @@ class ResultSink:
 class RefireProgress:
     """A progress bar with per-outcome counts on stderr, only on a terminal."""
 
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
+    def __init__(self, total: int, enabled: bool | None = None, *,
+                 streams_to_stdout: bool = False) -> None:
+        from . import progress_allowed
+
         self.total = total
-        self.enabled = is_tty(sys.stderr) if enabled is None else enabled
+        self.enabled = progress_allowed(streams_to_stdout) if enabled is None else enabled
         self.counts: dict[str, int] = {}
         self._progress: Any = None
         self._task: Any = None
@@ -131,7 +134,8 @@ class RefireProgress:
 
             self._progress = Progress(TextColumn("refire"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
-                                      console=err_console(), transient=True)
+                                      console=err_console(), transient=True,
+                                      redirect_stdout=False, redirect_stderr=False)
             self._progress.start()
             self._task = self._progress.add_task("refire", total=self.total, counts="")
         return self
