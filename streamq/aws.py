@@ -72,7 +72,9 @@ class Aws:
                     retries={"mode": "standard", "max_attempts": self.max_attempts},
                     max_pool_connections=self.max_pool_connections,
                     connect_timeout=5,
-                    read_timeout=30,
+                    # A 1 MB Scan page of a large table can take long on a busy or emulated
+                    # endpoint; a short timeout turns slow pages into a retry storm.
+                    read_timeout=120,
                     parameter_validation=False,
                 )
                 with aws_errors():

@@ -644,7 +644,9 @@ def iter_items(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
             yield from items
         return
 
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2 * len(plan.segments))
+    # At most one page waiting per two segments (and each worker holds one page while it
+    # waits): memory stays bounded by the segment count, not the table size.
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, len(plan.segments) // 2))
     _done = object()
 
     def worker(segment: int) -> None:
