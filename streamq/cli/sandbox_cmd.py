@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from ..errors import Refused, StreamqError
@@ -36,7 +35,7 @@ def _confirm(question: str, yes: bool, refusal: str) -> None:
         return
     if not render.is_tty(sys.stdin):
         raise Refused(f"{refusal}: stdin is not a terminal; pass --yes")
-    if not click.confirm(question, default=False, err=True):
+    if not typer.confirm(question, default=False, err=True):
         raise Refused(f"{refusal}: not confirmed")
 
 

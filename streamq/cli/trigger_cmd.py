@@ -210,10 +210,8 @@ def config_trigger_cmd(
         if not render.is_tty(sys.stdin):
             raise Refused("not applied: stdin is not a terminal; pass --yes to apply "
                           "(or --dry-run to only see the diff)")
-        import click
-
         what = f"Apply {len(changes)} change(s) to the trigger {mapping.get('UUID')}?"
-        if not click.confirm(what, default=False, err=True):
+        if not typer.confirm(what, default=False, err=True):
             raise Refused("not applied: not confirmed")
 
     from ..trigger import apply_changes, write_backup
