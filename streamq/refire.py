@@ -17,6 +17,18 @@ A refire is one conditional UpdateItem per record::
   this run); otherwise -> ``skipped`` (the record is no longer failed / stuck).
 
 Every id ends in exactly one outcome: refired, missing, skipped or failed.
+
+The whole run, as the CLI drives it::
+
+    mode = check_selection(ids=True, filters=False)      # flag combinations (exit 2)
+    plan = prepare(Aws(settings), settings, ids=["msg-1"])  # targets, pre-flight, plan
+    if (refusal := plan.refusal()) is not None:
+        raise refusal                                     # pre-flight refuses (exit 5)
+    summary = run(plan, writer_aws(settings, plan.concurrency), stop=threading.Event())
+    if (error := plan.outcome_error(summary)) is not None:
+        raise error                                       # exit 1, 3 or 130
+
+Nothing here touches signals, terminals or stdout: it runs from any thread.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,18 +50,23 @@ from typing import IO, Any
 
 from .aws import Aws, aws_errors, error_code, is_throttle
 from .config import Settings
-from .errors import BadInput, NotFound, Refused, StreamqError
+from .errors import AwsError, BadInput, Interrupted, NotFound, PartialFailure, Refused, StreamqError
 from .outbox import (
     AV,
     Classifier,
     Item,
+    Selection,
     TableInfo,
+    describe_table,
     iso,
+    iter_key_lines,
     key_id,
     key_of,
     key_plain,
     key_text,
     parse_key_object,
+    parse_key_text,
+    select,
 )
 
 OUTCOMES = ("refired", "missing", "skipped", "failed")
@@ -688,3 +706,249 @@ def refusals(pf: Preflight, force: bool) -> list[str]:
 def refuse(problems: Sequence[str]) -> StreamqError:
     text = problems[0] if len(problems) == 1 else "; ".join(problems)
     return Refused(f"refusing to refire: {text} (--force overrides)")
+
+
+# --------------------------------------------------------------------------- plan and run
+
+
+def check_selection(*, ids: bool, filters: bool, resume: Path | None = None,
+                    journal: Path | None = None, only_if: str | None = None) -> str:
+    """Check how the records are selected (``ids``: --id/--ids-from given, ``filters``:
+    --status/--older-than/--where/--limit given) before anything is read; the --only-if
+    mode in effect (``only_if`` None: the default; a resumed run takes the journal's)."""
+    if resume is not None and (ids or filters):
+        raise BadInput("--resume takes its ids from the journal: drop --id/--ids-from and "
+                       "the selection filters")
+    if resume is not None and journal is not None:
+        raise BadInput("--resume appends to its own journal: drop --journal")
+    if ids and filters:
+        raise BadInput("choose ids (--id, --ids-from) or filters (--status, --older-than, "
+                       "--where, --limit), not both")
+    if resume is None and not ids and not filters:
+        raise BadInput("nothing selected: give --id, --ids-from FILE|-, or filters such as "
+                       "--status failed (refire never touches the whole table by default)")
+    if only_if is not None and only_if not in ONLY_IF:
+        raise BadInput(f"invalid --only-if {only_if!r}: use {', '.join(ONLY_IF)}")
+    if only_if == "selected" and (ids or resume is not None):
+        raise BadInput("--only-if selected needs filters (--status ...): ids carry no status")
+    if only_if is None:
+        return "selected" if filters else "any"
+    return only_if
+
+
+@dataclass
+class RefirePlan:
+    """Everything decided before the first write: what :func:`run` touches and how, the
+    pre-flight verdict, and what the plan shows (:meth:`to_json`)."""
+
+    settings: Settings
+    info: TableInfo
+    preflight: Preflight
+    run: str  # the run token (a resumed run keeps the journal's)
+    only_if: str
+    targets: list[Target]  # every record of the run (the journal plans these)
+    todo: list[Target]  # the ones to write
+    settled: list[Result]  # outcomes known without a write (see presettle)
+    rate: float = DEFAULT_RATE
+    concurrency: int = DEFAULT_CONCURRENCY
+    duplicates: int = 0  # duplicate ids dropped
+    already_done: int = 0  # --resume: done in an earlier attempt, not in targets
+    known_missing: int | None = None  # absent when read (None: not every target was read)
+    journal: Path | None = None  # --journal FILE, created by run()
+    resume: Path | None = None  # --resume FILE, appended to by run()
+    dry_run: bool = False
+    force: bool = False
+
+    @property
+    def total(self) -> int:
+        return len(self.todo) + len(self.settled)
+
+    @property
+    def journal_path(self) -> Path | None:
+        """Where the outcomes go (and what --resume continues)."""
+        return self.resume or self.journal
+
+    @property
+    def blocking(self) -> list[str]:
+        """Pre-flight problems that refuse the run (none with ``force``)."""
+        return refusals(self.preflight, self.force)
+
+    def refusal(self) -> StreamqError | None:
+        """The error refusing this run, or None when it may go ahead."""
+        blocking = self.blocking
+        return refuse(blocking) if blocking else None
+
+    def to_json(self) -> dict[str, Any]:
+        pf = self.preflight
+        return {
+            "table": self.info.name,
+            "records": len(self.targets),
+            "duplicates": self.duplicates,
+            "already_done": self.already_done,
+            "known_missing": self.known_missing,
+            "trigger": (f"{pf.function} ({pf.state}, uuid {pf.trigger.get('UUID')})"
+                        if pf.trigger is not None else
+                        "none: " + (pf.trigger_error or "the table has no stream")),
+            "filter": pf.verdict,
+            "only_if": self.only_if,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "run": self.run,
+            "journal": str(self.journal_path or ""),
+            "dry_run": self.dry_run,
+            "problems": pf.problems,
+            "warnings": pf.warnings,
+        }
+
+    def outcome_error(self, summary: Summary, *,
+                      interrupted: bool | None = None) -> StreamqError | None:
+        """How a finished run ends: None when every record was refired or skipped; else
+        the error to exit with (AwsError 1, PartialFailure 3, Interrupted 130), with how
+        to continue. ``interrupted``: the user stopped it (None: ``summary.interrupted``)."""
+        where = self.journal_path
+        if interrupted is None:
+            interrupted = summary.interrupted
+        if summary.fatal is not None:
+            hint = (f"; fix it, then continue with: streamq refire --resume {where} --yes"
+                    if where else "")
+            return AwsError(f"stopped after an error every write would hit: {summary.fatal} "
+                            f"({summary.not_reached} record(s) not reached){hint}")
+        if interrupted:
+            hint = (f"; continue with: streamq refire --resume {where} --yes" if where else
+                    "; next time use --journal FILE to be able to --resume")
+            return Interrupted(f"interrupted: {summary.not_reached} record(s) not reached{hint}")
+        if not summary.ok:
+            bad = summary.counts["missing"] + summary.counts["failed"]
+            hint = (f"; retry the failed ones with --resume {where} --yes"
+                    if where and summary.counts["failed"] else "")
+            return PartialFailure(f"{bad} of {summary.total} record(s) not refired "
+                                  f"(missing {summary.counts['missing']}, failed "
+                                  f"{summary.counts['failed']}){hint}")
+        return None
+
+
+class _NoProgress:
+    def advance(self, n: int) -> None:
+        pass
+
+
+def _no_progress(label: str) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext(_NoProgress())
+
+
+def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
+            id_lines: Iterable[str] | None = None,
+            selection: Selection | Callable[[], Selection] | None = None,
+            resume: Path | None = None, journal: Path | None = None,
+            only_if: str | None = None, uuid: str | None = None,
+            rate: float = DEFAULT_RATE, concurrency: int = DEFAULT_CONCURRENCY,
+            dry_run: bool = False, force: bool = False,
+            progress: Callable[[str], AbstractContextManager[Any]] | None = None,
+            ) -> RefirePlan:
+    """Plan a refire; reads, never writes.
+
+    Select by ``ids`` (key texts, as ``--id`` takes them) and ``id_lines`` (what
+    ``--ids-from`` reads; None: not given), or by ``selection`` (the filters; a callable
+    is called after the table is described, so parsing errors come after that), or
+    continue the run journaled in ``resume``. Then: the pre-flight (stream, trigger,
+    state), the items read where the trigger's filter, ``--only-if stuck`` or a dry run
+    need them, the filter check and the outcomes known without a write. ``progress``
+    (a label -> context manager whose value has ``advance(n)``) shows the selecting scan.
+    Raises BadInput / NotFound for bad input; refusals are left to the caller
+    (:meth:`RefirePlan.refusal`), so that a dry run can show them."""
+    has_ids = bool(ids) or id_lines is not None
+    mode = check_selection(ids=has_ids, filters=selection is not None, resume=resume,
+                           journal=journal, only_if=only_if)
+    if resume is not None:
+        head = read_journal(resume)  # check the file before touching AWS
+        if only_if is not None and mode != head.only_if:
+            raise BadInput(f"--only-if {mode} differs from the journal's ({head.only_if})")
+    info = describe_table(aws, settings.require_table())
+    classifier = Classifier(settings, info)
+
+    duplicates = 0
+    already_done = 0
+    targets: list[Target]
+    if resume is not None:
+        state = read_journal(resume, info)
+        run_token, mode, targets, already_done = (state.run, state.only_if, state.targets,
+                                                  state.done)
+    else:
+        run_token = new_run_token()
+        if has_ids:
+            parsed = [parse_key_text(text, info) for text in ids]
+            parsed.extend(iter_key_lines(id_lines or (), info))
+            keys, duplicates = dedupe(parsed)
+            targets = targets_for_keys(keys, mode, None, classifier)
+        else:
+            assert selection is not None  # check_selection: ids, filters or resume
+            sel = selection() if callable(selection) else selection
+            with (progress or _no_progress)("selecting") as prog:
+                records = list(select(aws, info, settings, sel, on_page=prog.advance))
+            targets = targets_for_records(records, mode, settings, info)
+
+    pf = inspect_trigger(aws, info, settings, uuid=uuid)
+    # Read the items when the filter needs them, when --only-if stuck needs the created
+    # time, and for a dry run (to count the missing ones). Filter-selected ones are read.
+    unread = [t for t in targets if not t.read]
+    if unread and (pf.patterns or mode == "stuck" or dry_run):
+        items = read_items(aws, info, [t.key for t in unread])
+        for t in unread:
+            t.item, t.read = items.get(key_id(t.key)), True
+            if t.cond == "stuck" and resume is None and t.item is not None:
+                t.created = t.item.get(settings.created_attr)
+    check_filters(pf, info, settings, targets)
+    todo, settled = presettle(targets, classifier)
+    known_missing = (sum(1 for t in targets if t.read and t.item is None)
+                     if all(t.read for t in targets) else None)
+    return RefirePlan(settings=settings, info=info, preflight=pf, run=run_token,
+                      only_if=mode, targets=targets, todo=todo, settled=settled, rate=rate,
+                      concurrency=concurrency, duplicates=duplicates,
+                      already_done=already_done, known_missing=known_missing,
+                      journal=journal, resume=resume, dry_run=dry_run, force=force)
+
+
+def writer_aws(settings: Settings, concurrency: int) -> Aws:
+    """The :class:`Aws` for :func:`run`'s writes: a connection per request in flight, and
+    botocore's retries off (its ``max_attempts`` counts retries after the first try, so
+    0): the Toucher retries itself, each retry waiting for a token of the rate."""
+    return Aws(settings, max_pool_connections=concurrency + 2, max_attempts=0)
+
+
+def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,
+        on_start: Callable[[], None] | None = None,
+        on_result: Callable[[Result], None] | None = None) -> Summary:
+    """Carry out a plan (see :func:`execute`) with ``aws`` (see :func:`writer_aws`).
+
+    Creates the journal (``plan.journal``; BadInput if it exists) or appends to it
+    (``plan.resume``) before anything else, journals every outcome before handing it to
+    ``on_result`` (in the calling thread), and closes the journal however the run ends.
+    ``on_start`` runs once the journal is open, before the first outcome. Set ``stop``
+    (from any thread) to end the run early: in-flight writes finish, the rest are not
+    reached. Refuses a dry-run plan, and one the pre-flight refuses (unless forced)."""
+    if plan.dry_run:
+        raise BadInput("a dry-run plan writes nothing: prepare it without dry_run")
+    refusal = plan.refusal()
+    if refusal is not None:
+        raise refusal
+    info = plan.info
+    jrn = (Journal.append(plan.resume) if plan.resume is not None else
+           Journal.create(plan.journal, run=plan.run, info=info, targets=plan.targets,
+                          only_if=plan.only_if)
+           if plan.journal is not None else None)
+    try:
+        if on_start is not None:
+            on_start()
+
+        def emit(res: Result) -> None:
+            if jrn is not None:
+                jrn.record(res, info)
+            if on_result is not None:
+                on_result(res)
+
+        return execute(aws, info, plan.settings, plan.todo, run=plan.run, rate=plan.rate,
+                       concurrency=plan.concurrency, stop=stop or threading.Event(),
+                       settled=plan.settled, on_result=emit)
+    finally:
+        if jrn is not None:
+            jrn.close()

@@ -440,3 +440,145 @@ def test_resume_rejects_bad_journals(ddb, endpoint, cli, tmp_path) -> None:
     assert res.code == 0, res.err
     assert count_of(ddb, "msg-0") == 1
     assert item(ddb, "msg-0")["refire_run"] == {"S": "r-x"}  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- library API
+
+
+@pytest.mark.parametrize(("kw", "needle"), [
+    ({}, "nothing selected"),
+    ({"ids": True, "filters": True}, "not both"),
+    ({"resume": Path("j"), "ids": True}, "--resume takes its ids"),
+    ({"resume": Path("j"), "journal": Path("k")}, "drop --journal"),
+    ({"ids": True, "only_if": "selected"}, "needs filters"),
+    ({"resume": Path("j"), "only_if": "selected"}, "needs filters"),
+    ({"ids": True, "only_if": "sometimes"}, "invalid --only-if"),
+])
+def test_check_selection_refuses_bad_combinations(kw, needle) -> None:
+    from streamq.errors import BadInput
+    from streamq.refire import check_selection
+
+    args = {"ids": False, "filters": False, **kw}
+    with pytest.raises(BadInput, match=needle) as exc:
+        check_selection(**args)
+    assert exc.value.exit_code == 2
+
+
+def test_check_selection_default_only_if() -> None:
+    from streamq.refire import check_selection
+
+    assert check_selection(ids=True, filters=False) == "any"
+    assert check_selection(ids=False, filters=True) == "selected"
+    assert check_selection(ids=False, filters=True, only_if="failed") == "failed"
+    assert check_selection(ids=False, filters=False, resume=Path("j")) == "any"
+
+
+def test_prepare_and_run_off_the_main_thread(ddb, endpoint, tmp_path) -> None:
+    """The library alone, from a worker thread: plan, journal, outcomes, exit decision;
+    no signal handler is touched."""
+    from streamq.errors import PartialFailure
+    from streamq.refire import prepare, run, writer_aws
+
+    keys = seed(ddb, endpoint, 3)
+    _aws, _info, settings = lib(endpoint)
+    path = tmp_path / "run.jsonl"
+    handler = signal.getsignal(signal.SIGINT)
+    events: list[str] = []
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        plan = prepare(Aws(settings), settings, ids=[keys[0], "ghost"],
+                       id_lines=[keys[1], keys[0], "# a comment", ""], journal=path, rate=0)
+        box["plan"] = plan
+        box["summary"] = run(plan, writer_aws(settings, plan.concurrency),
+                             stop=threading.Event(), on_start=lambda: events.append("start"),
+                             on_result=lambda r: events.append(r.outcome))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(30)
+    plan, summary = box["plan"], box["summary"]
+    assert signal.getsignal(signal.SIGINT) is handler
+    doc = plan.to_json()
+    assert (doc["records"], doc["duplicates"], doc["only_if"], doc["journal"]) == (
+        3, 1, "any", str(path))
+    assert doc["known_missing"] is None and plan.refusal() is None and plan.total == 3
+    assert events[0] == "start" and sorted(events[1:]) == ["missing", "refired", "refired"]
+    assert summary.counts["refired"] == 2 and summary.counts["missing"] == 1
+    assert count_of(ddb, keys[0]) == count_of(ddb, keys[1]) == 1 and count_of(ddb, keys[2]) == 0
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines[0]["run"] == plan.run and len([x for x in lines if "outcome" in x]) == 3
+    error = plan.outcome_error(summary)
+    assert isinstance(error, PartialFailure) and error.exit_code == 3
+    assert error.message == "1 of 3 record(s) not refired (missing 1, failed 0)"
+
+
+def test_prepare_by_filters_and_the_preflight_refusal(ddb, endpoint) -> None:
+    from contextlib import contextmanager
+
+    from streamq.errors import BadInput, Refused
+    from streamq.refire import prepare, run, writer_aws
+
+    keys = seed(ddb, endpoint, 3, trigger=False)
+    _aws, _info, settings = lib(endpoint)
+    pages: list[tuple[str, int]] = []
+
+    class Pages:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def advance(self, n: int) -> None:
+            pages.append((self.label, n))
+
+    @contextmanager
+    def progress(label: str):  # type: ignore[no-untyped-def]
+        yield Pages(label)
+
+    plan = prepare(Aws(settings), settings, selection=Selection(statuses=("failed",)),
+                   progress=progress)
+    assert plan.only_if == "selected" and len(plan.todo) == 3 and plan.known_missing == 0
+    assert pages and pages[0][0] == "selecting"
+    refusal = plan.refusal()
+    assert isinstance(refusal, Refused) and "no trigger" in refusal.message
+    assert "--force overrides" in refusal.message
+    with pytest.raises(Refused):
+        run(plan, writer_aws(settings, plan.concurrency))
+    assert all(count_of(ddb, k) == 0 for k in keys)
+    # A callable selection is parsed by prepare; a dry-run plan is never run.
+    plan = prepare(Aws(settings), settings, selection=lambda: Selection(statuses=("failed",)),
+                   force=True, dry_run=True)
+    assert plan.refusal() is None and plan.to_json()["dry_run"] is True
+    with pytest.raises(BadInput, match="dry-run"):
+        run(plan, writer_aws(settings, plan.concurrency))
+    assert all(count_of(ddb, k) == 0 for k in keys)
+
+
+def test_outcome_error_maps_a_summary_to_the_exit() -> None:
+    from streamq.errors import AwsError, Interrupted, PartialFailure
+    from streamq.refire import Preflight, RefirePlan, Summary
+
+    def plan(journal: Path | None) -> RefirePlan:
+        return RefirePlan(settings=None, info=None,  # type: ignore[arg-type]
+                          preflight=Preflight(stream_enabled=True), run="r-x",
+                          only_if="any", targets=[], todo=[], settled=[], journal=journal)
+
+    ok = Summary()
+    ok.counts["refired"] = 2
+    assert plan(None).outcome_error(ok) is None
+    failed = Summary()
+    failed.counts.update(refired=1, failed=2)
+    err = plan(Path("j.jsonl")).outcome_error(failed)
+    assert isinstance(err, PartialFailure) and err.message == (
+        "2 of 3 record(s) not refired (missing 0, failed 2); retry the failed ones with "
+        "--resume j.jsonl --yes")
+    stopped = Summary(not_reached=5, interrupted=True)
+    err = plan(None).outcome_error(stopped)
+    assert isinstance(err, Interrupted) and err.exit_code == 130
+    assert err.message.endswith("5 record(s) not reached; next time use --journal FILE to "
+                                "be able to --resume")
+    assert plan(None).outcome_error(Summary(), interrupted=True) is not None
+    assert plan(None).outcome_error(stopped, interrupted=False) is not None  # not reached
+    fatal = Summary(not_reached=4, fatal="ExpiredToken")
+    err = plan(Path("j.jsonl")).outcome_error(fatal, interrupted=True)
+    assert isinstance(err, AwsError) and err.exit_code == 1
+    assert "ExpiredToken" in err.message and "--resume j.jsonl --yes" in err.message

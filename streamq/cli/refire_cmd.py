@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..config import Settings
-from ..errors import AwsError, BadInput, Interrupted, PartialFailure, Refused
+from ..errors import BadInput, Refused
 from .common import outbox_command
 from .queue_cmds import OlderOpt, StatusOpt, WhereOpt, build_selection
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..outbox import Item, TableInfo
-    from ..refire import Target
+    from ..refire import RefirePlan
 
 SELECT = "Selection"
 SAFETY = "Safety"
@@ -142,169 +143,69 @@ def refire_cmd(
 
       streamq refire --resume run.jsonl --yes
     """
+    from .. import refire as lib
     from .. import render
     from ..render import refire as view
 
     has_ids = bool(ids) or ids_from is not None
     has_filters = bool(status or older_than or where or limit)
-    if resume is not None and (has_ids or has_filters):
-        raise BadInput("--resume takes its ids from the journal: drop --id/--ids-from and "
-                       "the selection filters")
-    if resume is not None and journal is not None:
-        raise BadInput("--resume appends to its own journal: drop --journal")
-    if has_ids and has_filters:
-        raise BadInput("choose ids (--id, --ids-from) or filters (--status, --older-than, "
-                       "--where, --limit), not both")
-    if resume is None and not has_ids and not has_filters:
-        raise BadInput("nothing selected: give --id, --ids-from FILE|-, or filters such as "
-                       "--status failed (refire never touches the whole table by default)")
     mode = only_if.value if only_if is not None else None
-    if mode == "selected" and (has_ids or resume is not None):
-        raise BadInput("--only-if selected needs filters (--status ...): ids carry no status")
-    if mode is None:
-        mode = "selected" if has_filters else "any"
+    lib.check_selection(ids=has_ids, filters=has_filters, resume=resume, journal=journal,
+                        only_if=mode)
     fmt = output.value if output is not None else "summary"
-    raw_lines = _read_id_lines(ids_from) if ids_from is not None else []
+    id_lines = _read_id_lines(ids_from) if ids_from is not None else None
+    # Parsed by the library once the table is described (errors keep their order).
+    selection = (functools.partial(build_selection, status, older_than, where, limit)
+                 if has_filters else None)
 
     from ..aws import Aws
-    from ..outbox import Classifier, describe_table, iter_key_lines, key_id, parse_key_text
-    from ..refire import (
-        dedupe,
-        inspect_trigger,
-        new_run_token,
-        presettle,
-        read_items,
-        read_journal,
-        targets_for_keys,
-    )
 
-    if resume is not None:
-        head = read_journal(resume)  # check the file before touching AWS
-        if only_if is not None and mode != head.only_if:
-            raise BadInput(f"--only-if {mode} differs from the journal's ({head.only_if})")
-    aws = Aws(settings)
-    info = describe_table(aws, settings.require_table())
-    classifier = Classifier(settings, info)
-
-    duplicates = 0
-    already_done = 0
-    targets: list[Target]
-    keys: list[Item] = []
-    if resume is not None:
-        state = read_journal(resume, info)
-        run, mode, targets, already_done = state.run, state.only_if, state.targets, state.done
-    else:
-        run = new_run_token()
-        if has_ids:
-            parsed = [parse_key_text(text, info) for text in ids or []]
-            parsed.extend(iter_key_lines(raw_lines, info))
-            keys, duplicates = dedupe(parsed)
-            targets = targets_for_keys(keys, mode, None, classifier)
-        else:
-            targets = _select(aws, info, settings, status, older_than, where, limit, mode)
-
-    pf = inspect_trigger(aws, info, settings, uuid=uuid)
-    # Read the items when the filter needs them, when --only-if stuck needs the created
-    # time, and for a dry run (to count the missing ones). Filter-selected ones are read.
-    unread = [t for t in targets if not t.read]
-    if unread and (pf.patterns or mode == "stuck" or dry_run):
-        items = read_items(aws, info, [t.key for t in unread])
-        for t in unread:
-            t.item, t.read = items.get(key_id(t.key)), True
-            if t.cond == "stuck" and resume is None and t.item is not None:
-                t.created = t.item.get(settings.created_attr)
-    from ..refire import check_filters, refusals, refuse
-
-    check_filters(pf, info, settings, targets)
-    todo, settled = presettle(targets, classifier)
-    known_missing = (sum(1 for t in targets if t.read and t.item is None)
-                     if all(t.read for t in targets) else None)
-    plan = {
-        "table": info.name,
-        "records": len(targets),
-        "duplicates": duplicates,
-        "already_done": already_done,
-        "known_missing": known_missing,
-        "trigger": (f"{pf.function} ({pf.state}, uuid {pf.trigger.get('UUID')})"
-                    if pf.trigger is not None else
-                    "none: " + (pf.trigger_error or "the table has no stream")),
-        "filter": pf.verdict,
-        "only_if": mode,
-        "rate": rate,
-        "concurrency": concurrency,
-        "run": run,
-        "journal": str(resume or journal or ""),
-        "dry_run": dry_run,
-        "problems": pf.problems,
-        "warnings": pf.warnings,
-    }
-    blocking = refusals(pf, force)
+    plan = lib.prepare(Aws(settings), settings, ids=ids or [], id_lines=id_lines,
+                       selection=selection, resume=resume, journal=journal, only_if=mode,
+                       uuid=uuid, rate=rate, concurrency=concurrency, dry_run=dry_run,
+                       force=force, progress=render.progress)
+    pf, refusal = plan.preflight, plan.refusal()
     if dry_run:
         if fmt in ("json", "jsonl"):
-            view.print_plan_json(plan)
+            view.print_plan_json(plan.to_json())
         else:
-            view.print_plan(plan, sys.stdout)
+            view.print_plan(plan.to_json(), sys.stdout)
         for w in pf.warnings:
             render.warn(w)
-        if blocking:
-            raise refuse(blocking)
+        if refusal is not None:
+            raise refusal
         for p in pf.problems:
             render.warn(f"{p} (--force given)")
         return
-    if blocking:
-        view.print_plan(plan)
-        raise refuse(blocking)
+    if refusal is not None:
+        view.print_plan(plan.to_json())
+        raise refusal
     for w in pf.warnings:
         render.warn(w)
     for p in pf.problems:
         render.warn(f"{p} (going ahead: --force)")
-    if not targets:
-        render.info("nothing to refire" + (f" ({already_done} already done)"
-                                           if already_done else ""))
-        view.ResultSink(fmt, info).close()
+    if not plan.targets:
+        render.info("nothing to refire" + (f" ({plan.already_done} already done)"
+                                           if plan.already_done else ""))
+        view.ResultSink(fmt, plan.info).close()
         return
-    view.print_plan(plan)
+    view.print_plan(plan.to_json())
     if not yes:
         if not _stdin_is_tty():
-            raise Refused(f"refusing to refire {len(targets)} record(s) without --yes: stdin "
-                          "is not a terminal, so nobody can confirm (review with --dry-run)")
+            raise Refused(f"refusing to refire {len(plan.targets)} record(s) without --yes: "
+                          "stdin is not a terminal, so nobody can confirm (review with "
+                          "--dry-run)")
         state_text = f"trigger {pf.function} is {pf.state}" if pf.trigger else "no trigger"
-        if not view.confirm(f"Refire {len(targets)} record(s) in {info.name} ({state_text})?"):
+        if not view.confirm(f"Refire {len(plan.targets)} record(s) in {plan.info.name} "
+                            f"({state_text})?"):
             raise Refused("not confirmed: nothing was written")
-
-    _run(settings, info, todo, settled, run=run, rate=rate, concurrency=concurrency,
-         fmt=fmt, journal=journal, resume=resume, mode=mode, all_targets=targets)
+    _run(plan, fmt)
 
 
-def _select(aws: Aws, info: TableInfo, settings: Settings, status: list[str] | None,
-            older_than: str | None, where: list[str] | None, limit: int | None,
-            mode: str) -> list[Target]:
-    from .. import render
-    from ..outbox import select
-    from ..refire import targets_for_records
-
-    sel = build_selection(status, older_than, where, limit)
-    with render.progress("selecting") as prog:
-        records = list(select(aws, info, settings, sel, on_page=prog.advance))
-    return targets_for_records(records, mode, settings, info)
-
-
-def _run(settings: Settings, info: TableInfo, todo: list[Target], settled: list[Any], *,
-         run: str, rate: float, concurrency: int, fmt: str, journal: Path | None,
-         resume: Path | None, mode: str, all_targets: list[Target]) -> None:
-    from ..aws import Aws
-    from ..outbox import key_text
-    from ..refire import Journal, execute
-    from ..render import refire as view
-
-    # Our own retries (each waits for a token, so retries respect --rate); botocore's are
-    # off: its retries={"max_attempts": N} counts retries after the first try, so 0.
-    writer = Aws(settings, max_pool_connections=concurrency + 2, max_attempts=0)
-    jrn = (Journal.append(resume) if resume is not None else
-           Journal.create(journal, run=run, info=info, targets=all_targets, only_if=mode)
-           if journal is not None else None)
-    sink = view.ResultSink(fmt, info)
-    failures: list[tuple[str, str, str]] = []
+@contextlib.contextmanager
+def _ctrl_c_stops() -> Iterator[tuple[threading.Event, threading.Event]]:
+    """(stop, interrupted): the first Ctrl-C sets both (no new write starts, in-flight
+    ones finish); a second one stops waiting. Off the main thread: no handler."""
     stop = threading.Event()
     interrupted = threading.Event()
 
@@ -318,42 +219,27 @@ def _run(settings: Settings, info: TableInfo, todo: list[Target], settled: list[
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        with view.RefireProgress(len(todo) + len(settled)) as prog:
-            def on_result(res: Any) -> None:
-                if jrn is not None:
-                    jrn.record(res, info)
-                sink.write(res)
-                prog.advance(res.outcome)
-                if res.outcome in ("missing", "failed"):
-                    failures.append((key_text(res.key, info), res.outcome, res.error or ""))
-
-            summary = execute(writer, info, settings, todo, run=run, rate=rate,
-                              concurrency=concurrency, stop=stop, settled=settled,
-                              on_result=on_result)
+        yield stop, interrupted
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
-        sink.close()
-        if jrn is not None:
-            jrn.close()
-    view.print_summary(summary, failures)
-    where = resume or journal
-    if summary.fatal is not None:
-        hint = (f"; fix it, then continue with: streamq refire --resume {where} --yes"
-                if where else "")
-        raise AwsError(f"stopped after an error every write would hit: {summary.fatal} "
-                       f"({summary.not_reached} record(s) not reached){hint}")
-    if interrupted.is_set():
-        hint = (f"; continue with: streamq refire --resume {where} --yes" if where else
-                "; next time use --journal FILE to be able to --resume")
-        raise Interrupted(f"interrupted: {summary.not_reached} record(s) not reached{hint}")
-    if not summary.ok:
-        bad = summary.counts["missing"] + summary.counts["failed"]
-        hint = (f"; retry the failed ones with --resume {where} --yes"
-                if where and summary.counts["failed"] else "")
-        raise PartialFailure(f"{bad} of {summary.total} record(s) not refired "
-                             f"(missing {summary.counts['missing']}, failed "
-                             f"{summary.counts['failed']}){hint}")
+
+
+def _run(plan: RefirePlan, fmt: str) -> None:
+    from .. import refire as lib
+    from ..render import refire as view
+
+    shown = view.RunView(fmt, plan.info, plan.total)
+    with _ctrl_c_stops() as (stop, interrupted):
+        try:
+            summary = lib.run(plan, lib.writer_aws(plan.settings, plan.concurrency),
+                              stop=stop, on_start=shown.start, on_result=shown.result)
+        finally:
+            shown.close()
+    shown.print_summary(summary)
+    error = plan.outcome_error(summary, interrupted=interrupted.is_set())
+    if error is not None:
+        raise error
 
 
 def register(app: typer.Typer) -> None:

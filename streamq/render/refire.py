@@ -151,6 +151,45 @@ class RefireProgress:
             self._progress.stop()
 
 
+class RunView:
+    """What a run shows as it goes: results on stdout (:class:`ResultSink`, opened by
+    :meth:`start`, i.e. once the journal exists), the progress bar on stderr, and the ids
+    not refired, for :meth:`print_summary`. :meth:`close` ends what :meth:`start` began."""
+
+    def __init__(self, fmt: str, info: TableInfo, total: int) -> None:
+        self.fmt, self.info, self.total = fmt, info, total
+        self.failures: list[tuple[str, str, str]] = []
+        self._sink: ResultSink | None = None
+        self._progress: RefireProgress | None = None
+
+    def start(self) -> None:
+        self._sink = ResultSink(self.fmt, self.info)
+        self._progress = RefireProgress(self.total).__enter__()
+
+    def result(self, res: Result) -> None:
+        from ..outbox import key_text
+
+        if self._sink is not None:
+            self._sink.write(res)
+        if self._progress is not None:
+            self._progress.advance(res.outcome)
+        if res.outcome in ("missing", "failed"):
+            self.failures.append((key_text(res.key, self.info), res.outcome, res.error or ""))
+
+    def close(self) -> None:
+        progress, self._progress = self._progress, None
+        sink, self._sink = self._sink, None
+        try:
+            if progress is not None:
+                progress.__exit__(None, None, None)
+        finally:
+            if sink is not None:
+                sink.close()
+
+    def print_summary(self, summary: Summary) -> None:
+        print_summary(summary, self.failures)
+
+
 def summary_line(summary: Summary) -> str:
     c = summary.counts
     rate = summary.total / summary.elapsed if summary.elapsed > 0 else 0.0
