@@ -164,7 +164,8 @@ class RunView:
 
     def start(self) -> None:
         self._sink = ResultSink(self.fmt, self.info)
-        self._progress = RefireProgress(self.total).__enter__()
+        self._progress = RefireProgress(
+            self.total, streams_to_stdout=self.fmt in ("json", "jsonl")).__enter__()
 
     def result(self, res: Result) -> None:
         from ..outbox import key_text
