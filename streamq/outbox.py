@@ -164,21 +164,24 @@ def key_plain(key: Item, info: TableInfo) -> dict[str, Any]:
     return {name: to_plain(key[name]) for name in info.key_names}
 
 
-_UNSAFE_RAW = re.compile(r"^[\s{\"]|\s$|[\r\n\t]")
+def _raw_safe(raw: str) -> bool:
+    """A value printed bare must read back as itself, one line, never a comment or JSON."""
+    return (raw != "" and raw.isprintable() and raw == raw.strip()
+            and not raw.startswith(("{", '"', "#")))
 
 
 def key_text(key: Item, info: TableInfo) -> str:
     """One line that :func:`parse_key_text` reads back to the same key.
 
-    A single string/number key prints raw unless it could be misread (empty,
-    starts with ``{`` or a quote, surrounding spaces, control characters); every
+    A single string/number key prints raw unless it could be misread (empty, starts
+    with ``{``, a quote or ``#``, surrounding spaces, any non-printable character); every
     other key prints as a compact JSON object of its key attributes.
     """
     if info.range_key is None:
         attr = info.hash_key
         av = key[attr.name]
         raw = av.get(attr.type)
-        if isinstance(raw, str) and raw and not _UNSAFE_RAW.search(raw):
+        if isinstance(raw, str) and _raw_safe(raw):
             return raw
     return json.dumps(key_plain(key, info), ensure_ascii=False, separators=(",", ":"))
 
@@ -547,17 +550,40 @@ def auto_segments(info: TableInfo) -> int:
     return max(1, min(8, math.ceil(info.size_bytes / 1_048_576)))
 
 
+def _classify_attrs(info: TableInfo, settings: Settings) -> set[str]:
+    return {*info.key_names, settings.created_attr, settings.error_attr,
+            settings.attempts_attr, settings.refire_count_attr}
+
+
+def _missing(ix: IndexInfo, info: TableInfo, attrs: set[str]) -> set[str]:
+    """The attributes of ``attrs`` that the index does not project."""
+    if ix.projection == "ALL":
+        return set()
+    have = {*info.key_names, ix.hash_key.name, *([ix.range_key.name] if ix.range_key else []),
+            *ix.projected}
+    return attrs - have
+
+
 def _choose_index(info: TableInfo, settings: Settings, sel: Selection) -> tuple[
         IndexInfo | None, str]:
+    only_failed = set(sel.statuses) == {"failed"}
+    filtered = {c.name for c in sel.where} | ({settings.error_attr} if only_failed else set())
     if sel.index:
         index = next((ix for ix in info.indexes if ix.name == sel.index), None)
         if index is None:
             have = ", ".join(ix.name for ix in info.indexes) or "none"
             raise NotFound(f"table {info.name!r} has no index {sel.index!r} (indexes: {have})")
+        lacking = _missing(index, info, filtered)
+        if lacking:
+            raise BadInput(f"index {index.name!r} does not project {', '.join(sorted(lacking))}"
+                           " that the selection filters on: drop --index or use an index "
+                           "that projects them")
         return index, "--index given"
-    only_failed = set(sel.statuses) == {"failed"}
+    # Only an index that holds everything the filters and the classification read:
+    # a record whose created time or error is not projected would be misclassified.
+    needed = _classify_attrs(info, settings) | filtered
     for ix in info.indexes:
-        if ix.projection != "ALL" and not sel.keys_only:
+        if _missing(ix, info, needed):
             continue
         if any(c.op == "=" and c.name == ix.hash_key.name for c in sel.where):
             return ix, f"--where on {ix.hash_key.name!r}, the index's hash key"
@@ -575,7 +601,7 @@ def plan_scan(info: TableInfo, settings: Settings, sel: Selection) -> ScanPlan:
     if index is not None:
         key_cond = next((c for c in sel.where if c.op == "=" and c.name == index.hash_key.name),
                         None)
-        if index.projection != "ALL" and not sel.keys_only:
+        if _missing(index, info, _classify_attrs(info, settings)):
             reason += f" (projection {index.projection}: items are re-read from the table)"
 
     eb = ExprBuilder()
@@ -593,7 +619,8 @@ def plan_scan(info: TableInfo, settings: Settings, sel: Selection) -> ScanPlan:
         params["KeyConditionExpression"] = f"{eb.name(key_cond.name)} = {eb.value(av)}"
     if filters:
         params["FilterExpression"] = " AND ".join(filters)
-    if sel.keys_only:
+    rehydrate = index is not None and _missing(index, info, _classify_attrs(info, settings))
+    if sel.keys_only and not rehydrate:
         attrs = [*info.key_names, settings.created_attr, settings.error_attr,
                  settings.attempts_attr, settings.refire_count_attr]
         params["ProjectionExpression"] = ", ".join(eb.name(a) for a in dict.fromkeys(attrs))
@@ -713,7 +740,7 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
     stop = stop or threading.Event()
     items: Iterable[Item] = iter_items(aws, plan, stop=stop, on_page=on_page)
     index = next((ix for ix in info.indexes if ix.name == plan.index), None)
-    if index is not None and index.projection != "ALL" and not sel.keys_only:
+    if index is not None and _missing(index, info, _classify_attrs(info, settings)):
         items = _rehydrate(aws, info, items)
     count = 0
     try:

@@ -252,3 +252,43 @@ def test_data_stays_on_stdout_while_progress_shows_on_a_terminal(ddb, tmp_path) 
     lines = out.read_text().splitlines()
     assert {json.loads(line)["key"]["id"] for line in lines} == truth["failed"] | truth["stuck"]
     assert b'"key"' not in terminal
+
+
+def test_ids_survive_refire_ids_from_with_tricky_keys(ddb, cli) -> None:
+    """Every key `list -o ids` prints is read back by `refire --ids-from` as itself."""
+    create_table(ddb, "outbox")
+    tricky = ["#hash", "a\u2028b", "a", "b", "c\x0bd", "e\x85f", "{x", " pad", "plain"]
+    batch_put(ddb, "outbox", [{"id": {"S": k}, "last_error": {"S": "x"}} for k in tricky])
+    ids = cli("list", "-t", "outbox", "--status", "failed", "-o", "ids").out
+    assert len(ids.split("\n")) == len(tricky) + 1
+    res = cli("refire", "-t", "outbox", "--ids-from", "-", "--dry-run", "--force", "-o",
+              "json", input=ids)
+    plan = res.json()
+    assert plan["records"] == len(tricky) and plan["duplicates"] == 0, res.err
+    assert plan["known_missing"] == 0
+
+
+def test_keys_only_index_never_misclassifies(ddb, cli) -> None:
+    """A KEYS_ONLY GSI lacks the created/error attributes: ids/count/stats must not use it
+    blind (they would call every record stuck)."""
+    create_table(ddb, "outbox", extra_attrs=[("tenant", "S")], gsis=[{
+        "IndexName": "by-tenant",
+        "KeySchema": [{"AttributeName": "tenant", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"}}])
+    batch_put(ddb, "outbox", [
+        {"id": {"S": "p1"}, "tenant": {"S": "acme"}, "created_at": {"S": iso_ago(5)}},
+        {"id": {"S": "f1"}, "tenant": {"S": "acme"}, "created_at": {"S": iso_ago(5)},
+         "last_error": {"S": "boom"}},
+        {"id": {"S": "s1"}, "tenant": {"S": "acme"}, "created_at": {"S": iso_ago(900)}},
+    ])
+    base = ("list", "-t", "outbox", "--where", "tenant=acme")
+    assert cli(*base, "-s", "stuck", "-o", "ids").out.split() == ["s1"]
+    assert cli(*base, "-s", "failed", "-o", "ids").out.split() == ["f1"]
+    assert cli(*base, "--count").out.strip() == "2"
+    stats = cli("stats", "-t", "outbox", "--where", "tenant=acme", "-o", "json").json()
+    assert stats["counts"] == {"failed": 1, "stuck": 1, "pending": 1}
+    # Forced, the index is queried and the items re-read from the table.
+    forced = cli(*base, "--index", "by-tenant", "-o", "ids", "--debug")
+    assert set(forced.out.split()) == {"f1", "s1"} and "re-read from the table" in forced.err
+    res = cli(*base, "--index", "by-tenant", "-s", "failed", "-o", "ids")
+    assert res.code == 2 and "does not project last_error" in res.err

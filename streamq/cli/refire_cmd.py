@@ -49,9 +49,9 @@ def _read_id_lines(source: str) -> list[str]:
     if source == "-":
         if sys.stdin is None:
             raise BadInput("--ids-from -: no standard input")
-        return sys.stdin.read().splitlines()
+        return sys.stdin.read().split("\n")
     try:
-        return Path(source).read_text(encoding="utf-8").splitlines()
+        return Path(source).read_text(encoding="utf-8-sig").split("\n")
     except FileNotFoundError:
         raise BadInput(f"--ids-from {source}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
