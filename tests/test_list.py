@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -292,3 +293,18 @@ def test_keys_only_index_never_misclassifies(ddb, cli) -> None:
     assert set(forced.out.split()) == {"f1", "s1"} and "re-read from the table" in forced.err
     res = cli(*base, "--index", "by-tenant", "-s", "failed", "-o", "ids")
     assert res.code == 2 and "does not project last_error" in res.err
+
+
+def test_reader_going_away_is_not_a_failure(ddb) -> None:
+    """`streamq list | head -1` under `set -o pipefail`: exit 0, no error message."""
+    import subprocess
+
+    create_table(ddb, "outbox")
+    items, _ = outbox_items(3000)
+    batch_put(ddb, "outbox", items)
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c",
+         f"{sys.executable} -m streamq.cli list -t outbox --status all -o jsonl | head -1"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 1 and proc.stderr == ""

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc, exc.message, exc.exit_code, exc.hint)
     except KeyboardInterrupt as exc:
         _fail(exc, "interrupted", ExitCode.INTERRUPTED, None)
-    except BrokenPipeError:
+    except (BrokenPipeError, common.ReaderGone):
         # The reader went away (`streamq list | head`): not our failure.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -122,6 +122,13 @@ def run_guarded(func: Callable[..., Any], **kwargs: Any) -> Any:
         return func(**kwargs)
     except KeyboardInterrupt:
         raise Interrupted("interrupted") from None
+    except BrokenPipeError:
+        # Not an OSError to click (which would exit 1): main() ends quietly with 0.
+        raise ReaderGone() from None
+
+
+class ReaderGone(Exception):
+    """The reader of stdout went away (``streamq list | head``): not our failure."""
 
 
 class Output(str, enum.Enum):
