@@ -544,6 +544,9 @@ def changes_from_file(path: str, mapping: Mapping[str, Any], *,
         text = Path(path).read_text(encoding="utf-8") if path != "-" else _read_stdin()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text (expected JSON as printed by --export)"
+                       ) from None
     try:
         doc = _json.loads(text)
     except ValueError as exc:

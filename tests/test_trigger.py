@@ -348,6 +348,9 @@ def test_from_file_bad_input(cli: CliRunner, endpoint: str, trig: dict[str, Any]
         assert r.code == 2, (text, r.err)
         assert needle in r.err, (text, r.err)
     assert run(cli, "--from-file", str(tmp_path / "missing.json"), "--yes").code == 2
+    f.write_bytes(b"\xff\xfe{}")
+    r = run(cli, "--from-file", str(f), "--yes")
+    assert r.code == 2 and "not UTF-8" in r.err and "Traceback" not in r.err
     assert run(cli, "--from-file", str(f), "--batch-size", "3", "--yes").code == 2
     assert esm(endpoint, trig["UUID"]) == before
 
