@@ -310,9 +310,9 @@ def _as_error(av: AV | None) -> str | None:
         return None
     if "S" in av:
         return av["S"] or None
+    # Any other non-NULL value counts as an error: the same rule `refire --only-if failed`
+    # checks in its write condition (present, not NULL, not the empty string).
     plain = to_plain(av)
-    if plain in ("", [], {}):
-        return None
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 
 
