@@ -33,6 +33,7 @@ def test_exit_codes_are_pinned() -> None:
     (["--stuck-after", "5 parsecs"], "invalid stuck-after"),
     (["--segment", "4/4"], "invalid --segment"),
     (["--segment", "x"], "invalid --segment"),
+    (["--segment", "0/2", "--segments", "4"], "does not combine"),
 ])
 def test_bad_list_input(ddb, cli, args, needle) -> None:
     create_table(ddb, "outbox")

@@ -67,6 +67,9 @@ def build_selection(status: list[str] | None, older_than: str | None, where: lis
     """Parse the shared selection flags (also used by ``refire``)."""
     from ..outbox import Selection, parse_segment, parse_where
 
+    if segment is not None and segments is not None:
+        raise BadInput("--segment I/N scans one slice; it does not combine with --segments")
+
     return Selection(
         statuses=_statuses(status),
         older_than=None if older_than is None else parse_duration(older_than,
