@@ -590,22 +590,18 @@ def _read_stdin() -> str:
 
 def write_backup(mapping: Mapping[str, Any], directory: Path | None = None) -> Path:
     """Save the mapping's current configuration (export format) before a change;
-    written to a temporary name and renamed, so a backup is whole or absent."""
-    import os
+    written to a temporary name and renamed, so a backup is whole or absent; 0600 in a
+    0700 directory (it names the function, the stream and the destination)."""
     from datetime import datetime, timezone
 
     from .config import user_state_dir
+    from .files import private_dir, write_private
 
-    folder = directory or (user_state_dir() / "backups")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(directory or (user_state_dir() / "backups"))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     fn = function_name_of(str(mapping.get("FunctionArn") or "function"))
     path = folder / f"{fn}-{mapping.get('UUID')}-{stamp}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(_json.dumps(export_doc(mapping), indent=2, default=str) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_private(path, _json.dumps(export_doc(mapping), indent=2, default=str) + "\n")
 
 
 # ------------------------------------------------------------------------------ diff

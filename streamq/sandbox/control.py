@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput, NotFound, StreamqError
+from ..files import open_private, private_dir
 from .run import API_LOG, DEMO_HANDLER, LOG_FILE, STATUS_FILE
 from .state import (
     MODULE,
@@ -121,14 +122,14 @@ def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
     if stale is not None:
         clear_state()
     directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     for path in (log_path(), api_log_path(), status_path()):
         path.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", MODULE, "--port", str(port), "--state-dir", str(directory),
            "--handler", handler or DEMO_HANDLER, "--api-rate", str(api_rate)]
     if undeliverable is not None:
         cmd += ["--undeliverable", undeliverable]
-    with log_path().open("ab") as log:
+    with open_private(log_path(), "ab") as log:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True,
                                  cwd=os.getcwd(), close_fds=True)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..files import open_private, private_dir
+
 DEFAULT_RATE = 50.0
 DEFAULT_UNDELIVERABLE = r"@invalid\.example$"
 
@@ -60,8 +62,8 @@ class FakeMailApi:
         return f"fake-{message_id}"
 
     def _log(self, entry: dict[str, Any]) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a", encoding="utf-8") as fh:
+        private_dir(self.log_path.parent)
+        with open_private(self.log_path, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from ..aws import Aws, aws_errors
 from ..errors import StreamqError
+from ..files import write_private
 from ..filters import FilterPatternError, evaluate_criteria
 from ..stream import ShardReader, describe_stream, epoch, lambda_record, table_stream_arn
 
@@ -433,9 +434,7 @@ class Poller:
         if not force and now - self._last_status < 0.5:
             return
         self._last_status = now
-        tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot(), indent=2, default=str))
-        tmp.replace(self.status_path)
+        write_private(self.status_path, json.dumps(self.snapshot(), indent=2, default=str))
 
 
 def _num(value: Any, default: float) -> float:

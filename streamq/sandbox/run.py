@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..files import private_dir
 from .fakeapi import DEFAULT_RATE, DEFAULT_UNDELIVERABLE
 
 LOG_FILE = "sandbox.log"
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     state_dir = Path(args.state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     os.environ["STREAMQ_SANDBOX_DIR"] = str(state_dir)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")

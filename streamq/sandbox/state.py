@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..config import user_state_dir
+from ..files import private_dir, write_private
 
 SANDBOX_REGION = "us-east-1"
 SANDBOX_TABLE = "mail_outbox"
@@ -85,10 +86,8 @@ def read_state() -> SandboxState | None:
 
 def write_state(state: SandboxState) -> None:
     path = state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    tmp.replace(path)
+    private_dir(path.parent)
+    write_private(path, json.dumps(asdict(state), indent=2))
 
 
 def clear_state() -> None:
