@@ -64,6 +64,9 @@ What AWS documents, and what this module therefore does
   suffix.  EventBridge also has wildcard, cidr, prefix/suffix with equals-ignore-case
   and anything-but with prefix/suffix/equals-ignore-case/wildcard; EventBridge Pipes,
   the sibling service, documents the anything-but variants and wildcard as unsupported.
+  ``anything-but`` with ``prefix``/``suffix`` takes one string or a list of strings
+  (event-ruler's README, "Anything-but prefix list"; a value with any of them is
+  excluded).
   They are matched here (a live trigger holding one must not make the pre-flight fail)
   and :func:`lint_pattern` flags them as not documented for Lambda.
 * Limits: a pattern is at most 4096 characters; a ``FilterCriteria`` holds at most 5
@@ -414,9 +417,19 @@ def _validate_anything_but(operand: Any, where: str) -> None:
             )
         ((op, inner),) = operand.items()
         if op in ("prefix", "suffix"):
-            if not isinstance(inner, str) or not inner:
+            # A string or an array of strings, none empty: event-ruler's README ("Anything-but
+            # prefix list (strings)": {"anything-but": {"prefix": ["init", "error"]}}, and the
+            # same for suffix) and JsonRuleCompiler.processAnythingButValuesSetMatchExpression
+            # ("Null prefix/suffix not allowed", "prefix/suffix match pattern must be a string").
+            items = inner if isinstance(inner, list) else [inner]
+            if isinstance(inner, list) and not inner:
                 raise FilterPatternError(
-                    f'"anything-but"/"{op}" at {where} needs a non-empty string'
+                    f'"anything-but"/"{op}" at {where} needs a non-empty array of strings'
+                )
+            if not all(isinstance(v, str) and v for v in items):
+                raise FilterPatternError(
+                    f'"anything-but"/"{op}" at {where} needs a non-empty string or an array '
+                    "of non-empty strings"
                 )
             return
         if op in ("equals-ignore-case", "wildcard"):
@@ -655,9 +668,10 @@ def _anything_but_excludes(operand: Any, value: Any) -> bool:
     """True if ``value`` is one of the things anything-but excludes."""
     if isinstance(operand, dict):
         ((op, inner),) = operand.items()
-        if op in ("prefix", "suffix"):
-            return _affix_matches(op, inner, value)
         items = inner if isinstance(inner, list) else [inner]
+        if op in ("prefix", "suffix"):
+            # A list excludes a value that has any of the prefixes (suffixes).
+            return any(_affix_matches(op, v, value) for v in items)
         if not isinstance(value, str):
             return False
         if op == "equals-ignore-case":

@@ -162,11 +162,13 @@ def refire_verdict(mapping: dict[str, Any], info: TableInfo, settings: Settings,
 #   MaximumRetryAttempts -1 or 0-10000; MaximumRecordAgeInSeconds -1 or 60-604800
 #   ("values less than 60 and greater than -1 fall within the parameter's absolute
 #   range, they are not allowed"); ParallelizationFactor 1-10; TumblingWindowInSeconds
-#   0-900; FilterCriteria: 5 filters by default (filters.py), pattern <= 4096 chars.
+#   0-900; FilterCriteria: 5 filters by default, up to 10 with a quota increase
+#   (filters.py), pattern <= 4096 chars.
 # * on-failure destination for DynamoDB: an SNS topic, an SQS queue or an S3 bucket
 #   (services-dynamodb-errors; the older parameter table says "standard" SQS / SNS, so
-#   FIFO queues and topics are rejected). ARN pattern and length 12-1024 from the
-#   CloudFormation OnFailure reference.
+#   FIFO queues and topics are rejected). The ARN is at most 350 characters: botocore's
+#   lambda model (service-2.json, 2015-03-31), shape ``DestinationArn``: "max": 350 (the
+#   CloudFormation reference's 1024 is not what the API accepts).
 # * State: Creating, Enabling, Enabled, Disabling, Disabled, Updating, Deleting.
 # * StartingPosition is set at creation only (it is not a parameter of
 #   UpdateEventSourceMapping).
@@ -222,6 +224,8 @@ FLAG_OF: dict[str, str] = {
     "Enabled": "--enable/--disable",
 }
 STREAM_RETENTION_SECONDS = 86400
+#: botocore's lambda model, shape DestinationArn: "max": 350.
+MAX_DESTINATION_ARN = 350
 
 _ARN = _re.compile(r"^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-]+):([a-z0-9-]*):(\d{12})?:(.+)$")
 
@@ -328,8 +332,11 @@ def check_range(field: str, value: int, where: str) -> None:
 def check_destination(arn: str, where: str) -> None:
     """The on-failure destination of a DynamoDB stream: a standard SQS queue, a standard
     SNS topic or an S3 bucket."""
-    if not 12 <= len(arn) <= 1024:
-        raise BadInput(f"{where}: {arn!r} is not an ARN (12 to 1024 characters)")
+    if len(arn) > MAX_DESTINATION_ARN:
+        raise BadInput(f"{where}: the destination ARN is {len(arn)} characters; "
+                       f"UpdateEventSourceMapping takes at most {MAX_DESTINATION_ARN}")
+    if len(arn) < 12:
+        raise BadInput(f"{where}: {arn!r} is not an ARN (too short)")
     m = _ARN.match(arn)
     if not m:
         raise BadInput(f"{where}: {arn!r} is not an ARN "
@@ -352,10 +359,14 @@ def check_destination(arn: str, where: str) -> None:
 
 
 def check_patterns(patterns: list[str], where: str) -> None:
-    from .filters import FilterPatternError, validate_criteria
+    """Up to 10 filters are valid: 5 is the default quota, 10 the most a quota increase
+    gives (Lambda DG, invocation-eventfiltering: "up to 5 different filters ... you can
+    request a quota increase for up to 10"). More than 5 is a lint warning, not an error,
+    so an exported mapping that has them can be applied again."""
+    from .filters import MAX_FILTERS_WITH_QUOTA, FilterPatternError, validate_criteria
 
     try:
-        validate_criteria(patterns)
+        validate_criteria(patterns, max_filters=MAX_FILTERS_WITH_QUOTA)
     except FilterPatternError as exc:
         raise BadInput(f"{where}: {exc}") from None
 
@@ -666,7 +677,12 @@ def simulate_insert_event(info: TableInfo) -> dict[str, Any]:
 
 def lint_config(cfg: Mapping[str, Any], info: TableInfo, settings: Settings) -> list[Lint]:
     """Warnings about a (resulting) trigger configuration."""
-    from .filters import FilterPatternError, evaluate_criteria
+    from .filters import (
+        DEFAULT_MAX_FILTERS,
+        MAX_FILTERS_WITH_QUOTA,
+        FilterPatternError,
+        evaluate_criteria,
+    )
 
     out: list[Lint] = []
     retries, age = cfg["MaximumRetryAttempts"], cfg["MaximumRecordAgeInSeconds"]
@@ -690,6 +706,12 @@ def lint_config(cfg: Mapping[str, Any], info: TableInfo, settings: Settings) -> 
                         "one bad record fails (and retries) its whole batch; --bisect splits "
                         "the batch to isolate it"))
     patterns = patterns_of(cfg)
+    if len(patterns) > DEFAULT_MAX_FILTERS:
+        out.append(Lint("filters-over-default-quota", "warning",
+                        f"{len(patterns)} filters: the default quota is "
+                        f"{DEFAULT_MAX_FILTERS} per event source mapping; AWS rejects more "
+                        "unless the account has a quota increase (up to "
+                        f"{MAX_FILTERS_WITH_QUOTA})"))
     if patterns:
         try:
             passes, why = refire_verdict({"FilterCriteria": cfg["FilterCriteria"]}, info,

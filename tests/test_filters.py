@@ -501,6 +501,23 @@ def test_rule_ends_with() -> None:
     assert check(ignore, {"FileName": "cat.PNG"})
 
 
+def test_anything_but_with_a_list_of_prefixes_or_suffixes() -> None:
+    # event-ruler's README, "Anything-but prefix list (strings)" / "suffix list": a value
+    # with any of the prefixes (suffixes) is excluded; others pass; the field must exist.
+    prefixes = '{"state": [{"anything-but": {"prefix": ["init", "error"]}}]}'
+    assert check(prefixes, {"state": "running"})
+    assert not check(prefixes, {"state": "initializing"})
+    assert not check(prefixes, {"state": "error-42"})
+    assert not check(prefixes, {"other": "running"})
+    suffixes = '{"id": [{"anything-but": {"suffix": ["1234", "6789"]}}]}'
+    assert check(suffixes, {"id": "i-0005"})
+    assert not check(suffixes, {"id": "i-1234"})
+    assert not check(suffixes, {"id": "i-6789"})
+    # the same as a one-element list
+    assert check('{"r": [{"anything-but": {"prefix": ["us-"]}}]}', {"r": "eu-west-1"})
+    assert not check('{"r": [{"anything-but": {"prefix": ["us-"]}}]}', {"r": "us-east-1"})
+
+
 def test_eventbridge_only_operators_match_and_are_linted() -> None:
     # Not in Lambda's table; EventBridge documents them. Matched, and flagged by lint.
     cases = [
@@ -686,6 +703,9 @@ INVALID: list[tuple[str, str]] = [
     ('{"a": [{"anything-but": null}]}', "got null"),
     ('{"a": [{"anything-but": {"numeric": [">", 1]}}]}', 'unsupported "anything-but" operator'),
     ('{"a": [{"anything-but": {"prefix": ""}}]}', "non-empty string"),
+    ('{"a": [{"anything-but": {"prefix": []}}]}', "non-empty array"),
+    ('{"a": [{"anything-but": {"suffix": ["x", ""]}}]}', "non-empty string"),
+    ('{"a": [{"anything-but": {"prefix": [1, 2]}}]}', "non-empty string"),
     ('{"a": [{"cidr": "10.0.0.0/33"}]}', "not a CIDR block"),
     ('{"a": [{"wildcard": "a**b"}]}', "consecutive"),
     ('{"a": [{"wildcard": "a\\\\b"}]}', "backslash"),

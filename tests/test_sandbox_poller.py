@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -213,6 +214,11 @@ def test_retries_then_sends_the_documented_failure_message(world: dict[str, Any]
     assert info["streamArn"] == mapping["EventSourceArn"]
     assert set(msg) == {"requestContext", "responseContext", "version", "timestamp",
                         "DDBStreamBatchInfo"}
+    # AWS's formats (Lambda DG, services-dynamodb-errors): the message's timestamp has
+    # milliseconds, the records' arrival times are whole seconds ("...T00:13:19Z").
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", msg["timestamp"])
+    for field in ("approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info[field]), info[field]
     # the shard moves on: a later record is delivered
     put(world, "later")
     drive(poller, lambda: rec.ids(-1) == ["later"])

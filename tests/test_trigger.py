@@ -197,7 +197,8 @@ BAD: list[list[str]] = [
     ["--filter-pattern", "{not json"], ["--filter-pattern", "[]"],
     ["--filter-pattern", '{"eventName": []}'],
     ["--filter-pattern", '{"a": ["' + "x" * 4100 + '"]}'],
-    [arg for i in range(6) for arg in ("--filter-pattern", f'{{"eventName": ["M{i}"]}}')],
+    [arg for i in range(11) for arg in ("--filter-pattern", f'{{"eventName": ["M{i}"]}}')],
+    ["--on-failure", "arn:aws:sqs:us-east-1:123456789012:" + "q" * 320],
     ["--filter", "insert", "--filter-pattern", '{"eventName": ["MODIFY"]}'],
     ["--filter", "insert", "--no-filter"],
     ["--on-failure", "arn:aws:lambda:us-east-1:123456789012:function:x"],
@@ -368,6 +369,37 @@ def test_from_file_of_another_table_needs_force(cli: CliRunner, endpoint: str, d
     r = run(cli, "--from-file", "-", "--yes", "--force", input=json.dumps(exported))
     assert r.code == 0, r.err
     assert esm(endpoint, mine["UUID"])["BatchSize"] == 9
+
+
+def test_six_to_ten_filters_apply_with_a_warning(cli: CliRunner, endpoint: str,
+                                                trig: dict[str, Any]) -> None:
+    # 5 is the default quota, 10 the most with a quota increase: an exported mapping with
+    # 6 filters is applied again (a warning), 11 are refused before any AWS call.
+    patterns = [f'{{"eventName": ["INSERT"], "dynamodb": {{"Keys": {{"id": {{"S": ["k{i}"]}}}}}}}}'
+                for i in range(6)]
+    doc = run(cli, "--export").json()
+    doc["FilterCriteria"] = {"Filters": [{"Pattern": p} for p in patterns]}
+    r = run(cli, "--from-file", "-", "--yes", "-o", "table", input=json.dumps(doc))
+    assert r.code == 0, r.err
+    assert "warning[filters-over-default-quota]" in r.err and "quota increase" in r.err
+    got = esm(endpoint, trig["UUID"])["FilterCriteria"]["Filters"]
+    assert [f["Pattern"] for f in got] == patterns
+    # the export of that mapping applies again (nothing to change)
+    again = run(cli, "--from-file", "-", "--yes", input=run(cli, "--export").out)
+    assert again.code == 0 and "nothing to change" in again.err, again.err
+    ten = [arg for p in (patterns * 2)[:10] for arg in ("--filter-pattern", p)]
+    assert run(cli, *ten, "--dry-run").code == 0
+
+
+def test_destination_arn_longer_than_350_is_rejected(cli: CliRunner, endpoint: str,
+                                                     trig: dict[str, Any]) -> None:
+    # botocore's lambda model: DestinationArn "max": 350.
+    long_arn = "arn:aws:sqs:us-east-1:123456789012:" + "q" * (351 - 35)
+    assert len(long_arn) == 351
+    r = run(cli, "--on-failure", long_arn, "--yes")
+    assert r.code == 2 and "350" in r.err, r.err
+    ok_arn = long_arn[:-1]
+    assert run(cli, "--on-failure", ok_arn, "--dry-run").code == 0
 
 
 # ----------------------------------------------------------------------------- lints

@@ -48,8 +48,9 @@ def config_trigger_cmd(
         "--filter", help="Pass only these stream events: insert, modify, remove "
         "(comma-separated). Replaces the filter.")] = None,
     filter_pattern: Annotated[list[str] | None, _opt(
-        "--filter-pattern", help="A Lambda filter pattern (JSON), repeatable, at most 5 "
-        "(ORed). Replaces the filter; an alternative to --filter.")] = None,
+        "--filter-pattern", help="A Lambda filter pattern (JSON), repeatable (ORed): 5 by "
+        "default, up to 10 with a quota increase (more than 5 warns). Replaces the filter; "
+        "an alternative to --filter.")] = None,
     no_filter: Annotated[bool, _opt(
         "--no-filter", help="Remove the filter: every record reaches the function.")] = False,
     on_failure: Annotated[str | None, _opt(

@@ -108,6 +108,15 @@ def iso_ms(ts: float) -> str:
         f"{int(ts * 1000) % 1000:03d}Z")
 
 
+def iso_seconds(ts: float) -> str:
+    """Whole seconds, as a DynamoDB on-failure record gives the arrival times: the Lambda
+    Developer Guide's example (services-dynamodb-errors) has ``"timestamp":
+    "2019-11-14T00:13:49.717Z"`` but ``"approximateArrivalOfFirstRecord":
+    "2019-11-14T00:13:19Z"`` (a stream record's ApproximateCreationDateTime is whole
+    seconds)."""
+    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Poller:
     """Emulates the trigger of ``table``'s stream that invokes ``function``."""
 
@@ -489,9 +498,9 @@ def failure_message(recs: list[dict[str, Any]], mapping: dict[str, Any], shard_i
             "shardId": shard_id,
             "startSequenceNumber": str(first["SequenceNumber"]),
             "endSequenceNumber": str(last["SequenceNumber"]),
-            "approximateArrivalOfFirstRecord": iso_ms(epoch(first[
+            "approximateArrivalOfFirstRecord": iso_seconds(epoch(first[
                 "ApproximateCreationDateTime"])),
-            "approximateArrivalOfLastRecord": iso_ms(epoch(last[
+            "approximateArrivalOfLastRecord": iso_seconds(epoch(last[
                 "ApproximateCreationDateTime"])),
             "batchSize": len(recs),
             "streamArn": stream_arn,
