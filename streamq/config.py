@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import BadInput
+from .retry import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_ATTEMPTS,
+    Backoff,
+    RetryPolicy,
+    parse_backoff,
+    parse_max_attempts,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+T = TypeVar("T")
 
 CONFIG_FILE = "streamq.toml"
 
@@ -34,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "refire_count_attr": "refire_count",
     "refire_run_attr": "refire_run",
     "stuck_after": "5m",
+    "last_attempt_attr": "last_attempt_at",
+    "backoff": DEFAULT_BACKOFF,
+    "max_attempts": DEFAULT_MAX_ATTEMPTS,
     "profile": None,
     "region": None,
     "endpoint_url": None,
@@ -49,6 +62,10 @@ HELP: dict[str, str] = {
     "refire_count_attr": "attribute refire increments",
     "refire_run_attr": "attribute refire sets to its run token",
     "stuck_after": "age after which an undelivered record without an error is stuck",
+    "last_attempt_attr": "attribute holding the last delivery attempt's time (the created "
+                         "time when absent)",
+    "backoff": "retry backoff: base, factor, jitter (a fraction), cap",
+    "max_attempts": "attempts after which a failed record is dead (never chosen by --due)",
     "profile": "AWS profile",
     "region": "AWS region",
     "endpoint_url": "AWS endpoint URL (also AWS_ENDPOINT_URL)",
@@ -76,6 +93,9 @@ class Settings:
     refire_count_attr: str = "refire_count"
     refire_run_attr: str = "refire_run"
     stuck_after: float = 300.0
+    last_attempt_attr: str = "last_attempt_at"
+    backoff: Backoff = field(default_factory=Backoff)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
@@ -83,6 +103,10 @@ class Settings:
     sandbox: bool = False
     debug: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.backoff, self.max_attempts)
 
     def require_table(self) -> str:
         if not self.table:
@@ -170,14 +194,20 @@ def resolve(
             sources[key] = "flag --" + key.replace("_", "-")
 
     for key in ("created_attr", "error_attr", "attempts_attr", "refired_attr",
-                "refire_count_attr", "refire_run_attr"):
+                "refire_count_attr", "refire_run_attr", "last_attempt_attr"):
         if not isinstance(values[key], str) or not values[key]:
             raise BadInput(f"{key} must be a non-empty attribute name ({sources[key]})")
     stuck = parse_duration(str(values["stuck_after"]),
                            what=f"stuck-after ({sources['stuck_after']})")
+    backoff = _sourced(parse_backoff, str(values["backoff"]), sources["backoff"])
+    max_attempts = _sourced(parse_max_attempts, values["max_attempts"],
+                            sources["max_attempts"])
     names = [values[k] for k in ("refired_attr", "refire_count_attr", "refire_run_attr")]
     if len(set(names)) != 3:
         raise BadInput("refired_attr, refire_count_attr and refire_run_attr must be distinct")
+    if values["last_attempt_attr"] in names:
+        raise BadInput("last_attempt_attr must differ from the attributes refire writes "
+                       f"({', '.join(names)})")
 
     sandbox = bool(flags.get("sandbox")) or env.get("STREAMQ_SANDBOX", "") not in ("", "0")
     if sandbox:
@@ -192,6 +222,9 @@ def resolve(
         refire_count_attr=values["refire_count_attr"],
         refire_run_attr=values["refire_run_attr"],
         stuck_after=stuck,
+        last_attempt_attr=values["last_attempt_attr"],
+        backoff=backoff,
+        max_attempts=max_attempts,
         profile=_opt_str(values["profile"]),
         region=_opt_str(values["region"]),
         endpoint_url=_opt_str(values["endpoint_url"]),
@@ -200,6 +233,14 @@ def resolve(
         debug=bool(flags.get("debug")),
         sources=sources,
     )
+
+
+def _sourced(parse: Callable[[Any], T], value: Any, source: str) -> T:
+    """``parse(value)``; a BadInput names where the value came from."""
+    try:
+        return parse(value)
+    except BadInput as exc:
+        raise BadInput(f"{exc.message} ({source})") from None
 
 
 def _opt_str(value: Any) -> str | None:

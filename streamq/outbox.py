@@ -24,12 +24,17 @@ from typing import Any
 from .aws import Aws, aws_errors
 from .config import Settings
 from .errors import BadInput, NotFound
+from .retry import RETRY_STATES
 
 AV = dict[str, Any]  # one low-level attribute value, e.g. {"S": "x"}
 Item = dict[str, AV]  # one low-level item
 
 STATUSES = ("failed", "stuck", "pending")
 DEFAULT_STATUSES = ("failed", "stuck")
+#: Sub-statuses of ``failed`` from the retry policy (streamq.retry): selectable like a
+#: status (``--status due``), never a record's ``status`` (failed stays failed).
+RETRY_STATUSES = RETRY_STATES
+SELECTABLE = (*STATUSES, *RETRY_STATUSES)
 
 
 # --------------------------------------------------------------------------- schema
@@ -326,6 +331,18 @@ class Record:
     attempts: int | None
     error: str | None
     refire_count: int | None
+    #: failed records only: due | waiting | dead (streamq.retry), else None
+    retry: str | None = None
+    #: when a failed record is (or became) due; None: dead, not failed, or no known time
+    next_due_at: float | None = None
+    #: the time its backoff counts from, and the attribute it came from (the last-attempt
+    #: attribute; the refire timestamp when later; the created time when both are absent)
+    last_attempt_at: float | None = None
+    last_attempt_from: str | None = None
+
+    def selected_by(self, wanted: set[str] | frozenset[str]) -> bool:
+        """Does a status selection (``--status failed,due``) include this record?"""
+        return self.status in wanted or (self.retry is not None and self.retry in wanted)
 
     def to_json(self, info: TableInfo) -> dict[str, Any]:
         return {
@@ -336,6 +353,8 @@ class Record:
             "attempts": self.attempts,
             "error": self.error,
             "refire_count": self.refire_count,
+            "retry": self.retry,
+            "next_due_at": None if self.next_due_at is None else iso(self.next_due_at),
             "item": item_to_plain(self.item),
         }
 
@@ -347,12 +366,20 @@ def iso(ts: float) -> str:
 
 class Classifier:
     """failed: error attribute present and non-empty; stuck: no error and older than
-    stuck-after (or of unknown age); pending: younger."""
+    stuck-after (or of unknown age); pending: younger.
+
+    A failed record also gets its retry state from the policy (streamq.retry): dead when
+    its attempts reached max_attempts, else due once its backoff has passed since its last
+    attempt. The last attempt is the later of the last-attempt attribute and the refire
+    timestamp (a refire the handler has not processed yet counts as an attempt, so a
+    scheduler does not fire it again meanwhile, and fires it again if it was lost), or
+    the created time when neither is there."""
 
     def __init__(self, settings: Settings, info: TableInfo, now: float | None = None) -> None:
         self.s = settings
         self.info = info
         self.now = time.time() if now is None else now
+        self.policy = settings.retry_policy
 
     def classify(self, item: Item) -> Record:
         s = self.s
@@ -365,11 +392,27 @@ class Classifier:
             status = "stuck"
         else:
             status = "pending"
-        return Record(
+        rec = Record(
             key=key_of(item, self.info), item=item, status=status, age_seconds=age,
             created_at=created, attempts=_as_int(item.get(s.attempts_attr)), error=error,
             refire_count=_as_int(item.get(s.refire_count_attr)),
         )
+        if status == "failed":
+            self._retry(rec, item)
+        return rec
+
+    def _retry(self, rec: Record, item: Item) -> None:
+        s = self.s
+        last = parse_timestamp(item.get(s.last_attempt_attr))
+        source = s.last_attempt_attr if last is not None else None
+        refired = parse_timestamp(item.get(s.refired_attr))
+        if refired is not None and (last is None or refired > last):
+            last, source = refired, s.refired_attr
+        if last is None and rec.created_at is not None:
+            last, source = rec.created_at, s.created_attr
+        rec.last_attempt_at, rec.last_attempt_from = last, source
+        rec.retry, rec.next_due_at = self.policy.state(rec.attempts, last, key_id(rec.key),
+                                                       self.now)
 
 
 # --------------------------------------------------------------------------- --where
@@ -505,6 +548,12 @@ def _candidates(value: str) -> list[AV]:
 # --------------------------------------------------------------------------- scanning
 
 
+def only_failed(statuses: Iterable[str]) -> bool:
+    """Does the status selection hold failed records only (failed, due, waiting, dead)?"""
+    wanted = set(statuses)
+    return bool(wanted) and wanted <= {"failed", *RETRY_STATUSES}
+
+
 @dataclass
 class Selection:
     statuses: tuple[str, ...] = DEFAULT_STATUSES
@@ -515,6 +564,9 @@ class Selection:
     segments: int | None = None  # None: chosen from the table size
     segment: tuple[int, int] | None = None  # (i, N): only segment i of N
     keys_only: bool = False  # project only what classification needs
+    #: called with every record read and classified, selected or not (e.g. a scheduler's
+    #: round counts the dead and the waiting while it selects the due)
+    observe: Callable[[Record], None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -551,8 +603,10 @@ def auto_segments(info: TableInfo) -> int:
 
 
 def _classify_attrs(info: TableInfo, settings: Settings) -> set[str]:
+    """Everything classification reads (status, retry state, list's columns)."""
     return {*info.key_names, settings.created_attr, settings.error_attr,
-            settings.attempts_attr, settings.refire_count_attr}
+            settings.attempts_attr, settings.refire_count_attr, settings.last_attempt_attr,
+            settings.refired_attr}
 
 
 def _missing(ix: IndexInfo, info: TableInfo, attrs: set[str]) -> set[str]:
@@ -566,8 +620,8 @@ def _missing(ix: IndexInfo, info: TableInfo, attrs: set[str]) -> set[str]:
 
 def _choose_index(info: TableInfo, settings: Settings, sel: Selection) -> tuple[
         IndexInfo | None, str]:
-    only_failed = set(sel.statuses) == {"failed"}
-    filtered = {c.name for c in sel.where} | ({settings.error_attr} if only_failed else set())
+    failed_only = only_failed(sel.statuses)
+    filtered = {c.name for c in sel.where} | ({settings.error_attr} if failed_only else set())
     if sel.index:
         index = next((ix for ix in info.indexes if ix.name == sel.index), None)
         if index is None:
@@ -588,7 +642,7 @@ def _choose_index(info: TableInfo, settings: Settings, sel: Selection) -> tuple[
         if any(c.op == "=" and c.name == ix.hash_key.name for c in sel.where):
             return ix, f"--where on {ix.hash_key.name!r}, the index's hash key"
         keyed = (ix.hash_key.name, ix.range_key.name if ix.range_key else None)
-        if only_failed and settings.error_attr in keyed:
+        if failed_only and settings.error_attr in keyed:
             return ix, (f"sparse index keyed on the error attribute {settings.error_attr!r} "
                         "holds only failed records")
     return None, "full table scan"
@@ -607,7 +661,7 @@ def plan_scan(info: TableInfo, settings: Settings, sel: Selection) -> ScanPlan:
     eb = ExprBuilder()
     params: dict[str, Any] = {"TableName": info.name}
     filters = [eb.condition(c) for c in sel.where if c is not key_cond]
-    if set(sel.statuses) == {"failed"}:
+    if only_failed(sel.statuses):
         err = eb.name(settings.error_attr)
         filters.append(f"attribute_exists({err}) AND {err} <> {eb.value({'S': ''})}")
     if key_cond is not None and index is not None:
@@ -621,8 +675,7 @@ def plan_scan(info: TableInfo, settings: Settings, sel: Selection) -> ScanPlan:
         params["FilterExpression"] = " AND ".join(filters)
     rehydrate = index is not None and _missing(index, info, _classify_attrs(info, settings))
     if sel.keys_only and not rehydrate:
-        attrs = [*info.key_names, settings.created_attr, settings.error_attr,
-                 settings.attempts_attr, settings.refire_count_attr]
+        attrs = [*info.key_names, *sorted(_classify_attrs(info, settings) - set(info.key_names))]
         params["ProjectionExpression"] = ", ".join(eb.name(a) for a in dict.fromkeys(attrs))
     if eb.names:
         params["ExpressionAttributeNames"] = eb.names
@@ -746,7 +799,9 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
     try:
         for item in items:
             rec = classifier.classify(item)
-            if rec.status not in wanted:
+            if sel.observe is not None:
+                sel.observe(rec)
+            if not rec.selected_by(wanted):
                 continue
             if sel.older_than is not None and (
                     rec.age_seconds is not None and rec.age_seconds < sel.older_than):
@@ -811,10 +866,19 @@ class Stats:
     oldest_key: Item | None = None
     unknown_age: int = 0
     histogram: dict[str, int] = field(default_factory=lambda: {b: 0 for b, _ in AGE_BUCKETS})
+    retry: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_STATUSES, 0))
+    next_due_at: float | None = None  # the earliest time a waiting record becomes due
+    next_due_key: Item | None = None
+    now: float = field(default_factory=time.time)
 
     def add(self, rec: Record) -> None:
         self.total += 1
         self.counts[rec.status] += 1
+        if rec.retry is not None:
+            self.retry[rec.retry] += 1
+            if rec.retry == "waiting" and rec.next_due_at is not None and (
+                    self.next_due_at is None or rec.next_due_at < self.next_due_at):
+                self.next_due_at, self.next_due_key = rec.next_due_at, rec.key
         if rec.age_seconds is None:
             self.unknown_age += 1
             return
@@ -834,4 +898,12 @@ class Stats:
             "oldest_key": None if self.oldest_key is None else key_plain(self.oldest_key, info),
             "unknown_age": self.unknown_age,
             "age_histogram": self.histogram,
+            "retry": {
+                **self.retry,
+                "next_due_at": None if self.next_due_at is None else iso(self.next_due_at),
+                "next_due_in_seconds": (None if self.next_due_at is None else
+                                        round(max(0.0, self.next_due_at - self.now), 3)),
+                "next_due_key": (None if self.next_due_key is None else
+                                 key_plain(self.next_due_key, info)),
+            },
         }

@@ -100,7 +100,8 @@ def test_piped_default_is_jsonl_and_ids_csv(ddb, cli) -> None:
     assert {parse_key_text(line, info)["id"]["S"] for line in ids} == {
         "plain", "{looks-like-json", " padded "}
     csv_out = cli("list", "-t", "outbox", "-o", "csv", "--sort", "age").out.splitlines()
-    assert csv_out[0] == "id,status,age_seconds,created_at,attempts,error,refire_count"
+    assert csv_out[0] == ("id,status,age_seconds,created_at,attempts,error,refire_count,"
+                          "retry,next_due_at")
     assert len(csv_out) == 4
     assert cli("list", "-t", "outbox", "--count").out.strip() == "3"
     assert cli("list", "-t", "outbox", "--status", "all", "--count").out.strip() == "4"

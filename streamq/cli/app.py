@@ -46,7 +46,7 @@ def _root(
                                           help="Show the version and exit.")] = False,
     **flags: Any,
 ) -> None:
-    ctx.obj = {k: v for k, v in flags.items() if v not in (None, False)}
+    ctx.obj = {k: v for k, v in flags.items() if v is not None and v is not False}
 
 
 # The root callback takes the same shared options as every command.

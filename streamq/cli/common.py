@@ -52,6 +52,14 @@ COMMON: dict[str, Any] = {
         "--refire-run-attr", help="Attribute refire sets to its run token [default: refire_run].")],
     "stuck_after": Annotated[str | None, _opt(
         "--stuck-after", help="Age after which a record without error is stuck [default: 5m].")],
+    "last_attempt_attr": Annotated[str | None, _opt(
+        "--last-attempt-attr",
+        help="Last-attempt time attribute [default: last_attempt_at].")],
+    "backoff": Annotated[str | None, _opt(
+        "--backoff", help="Retry backoff, any of base, factor, jitter, cap "
+        "[default: base=1m,factor=2,jitter=0.2,cap=6h].")],
+    "max_attempts": Annotated[int | None, _opt(
+        "--max-attempts", help="Attempts after which a failed record is dead [default: 8].")],
     "profile": Annotated[str | None, _opt("--profile", help="AWS profile.", panel=AWS)],
     "region": Annotated[str | None, _opt("--region", help="AWS region.", panel=AWS)],
     "endpoint_url": Annotated[str | None, _opt(
@@ -76,8 +84,9 @@ def _root_obj(ctx: typer.Context | None) -> dict[str, Any]:
 def resolve_settings(ctx: typer.Context | None, flags: dict[str, Any]) -> config.Settings:
     """Command flags over the root's (``streamq --region X list`` = ``streamq list --region X``)."""
     root = _root_obj(ctx)
-    merged = {k: v for k, v in root.items() if v not in (None, False)}
-    merged.update({k: v for k, v in flags.items() if v not in (None, False)})
+    # "Not given" is None (or False for a switch); 0 is a value (0 == False in Python).
+    merged = {k: v for k, v in root.items() if v is not None and v is not False}
+    merged.update({k: v for k, v in flags.items() if v is not None and v is not False})
     return config.resolve(merged)
 
 

@@ -12,16 +12,16 @@ from ..durations import parse_duration
 from ..errors import BadInput
 
 if TYPE_CHECKING:
-    from ..outbox import Selection, TableInfo
+    from ..outbox import Record, Selection, TableInfo
 
 from .common import Output, SortOrder, TableOrJson, outbox_command, value_of
 
-STATUS_CHOICES = ("failed", "stuck", "pending", "all")
+STATUS_CHOICES = ("failed", "stuck", "pending", "due", "waiting", "dead", "all")
 FILTERS = "Selection"
 
 
 def _statuses(values: list[str] | None) -> tuple[str, ...]:
-    from ..outbox import DEFAULT_STATUSES, STATUSES
+    from ..outbox import DEFAULT_STATUSES, SELECTABLE, STATUSES
 
     if not values:
         return DEFAULT_STATUSES
@@ -31,16 +31,17 @@ def _statuses(values: list[str] | None) -> tuple[str, ...]:
             part = part.strip()
             if part == "all":
                 return STATUSES
-            if part not in STATUSES:
-                raise BadInput(f"invalid --status {part!r}: use failed, stuck, pending or all")
+            if part not in SELECTABLE:
+                raise BadInput(f"invalid --status {part!r}: use {', '.join(SELECTABLE)} or all")
             if part not in out:
                 out.append(part)
     return tuple(out)
 
 
 StatusOpt = Annotated[list[str] | None, typer.Option(
-    "--status", "-s", help="failed, stuck, pending or all; repeatable or comma-separated "
-    "[default: failed,stuck].", rich_help_panel=FILTERS, show_default=False,
+    "--status", "-s", help="failed, stuck, pending or all; or a failed record's retry state: "
+    "due (its backoff has passed), waiting, dead (max attempts reached); repeatable or "
+    "comma-separated [default: failed,stuck].", rich_help_panel=FILTERS, show_default=False,
     autocompletion=lambda: list(STATUS_CHOICES))]
 OlderOpt = Annotated[str | None, typer.Option(
     "--older-than", help="Only records at least this old (90s, 15m, 1h, 2d).",
@@ -86,9 +87,34 @@ def build_selection(status: list[str] | None, older_than: str | None, where: lis
 def _debug_plan(settings: Settings, info: TableInfo, sel: Selection) -> None:
     from .. import render
     from ..outbox import plan_scan
+    from ..retry import describe
 
     if settings.debug:
         render.debug(f"access path: {plan_scan(info, settings, sel).describe()}")
+        render.debug(f"retry policy: {describe(settings.retry_policy)}; last attempt from "
+                     f"{settings.last_attempt_attr} (or {settings.refired_attr} when later, "
+                     f"{settings.created_attr} when both are absent)")
+
+
+class FallbackCount:
+    """Counts failed records whose backoff counts from the created time (no last-attempt
+    attribute), to say so under --debug."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.count = 0
+
+    def __call__(self, rec: Record) -> None:
+        if rec.retry is not None and rec.last_attempt_from == self.settings.created_attr:
+            self.count += 1
+
+    def report(self) -> None:
+        from .. import render
+
+        if self.settings.debug and self.count:
+            s = self.settings
+            render.debug(f"{self.count} failed record(s) have no {s.last_attempt_attr}: their "
+                         f"backoff counts from {s.created_attr}")
 
 
 def list_cmd(
@@ -115,7 +141,9 @@ def list_cmd(
     """List stuck and failed records: the part of the queue that needs you.
 
     failed: the error attribute is present and non-empty. stuck: no error, older
-    than --stuck-after (or no readable created time). pending: younger.
+    than --stuck-after (or no readable created time). pending: younger. A failed
+    record is also due (its backoff since the last attempt has passed), waiting, or
+    dead (--max-attempts reached); the DUE column says when it is due.
 
     Examples:
 
@@ -126,6 +154,8 @@ def list_cmd(
       streamq list -o ids | streamq refire --ids-from - --yes
 
       streamq list --where 'tenant=acme' --where 'attempts>=3' -o csv > stuck.csv
+
+      streamq list --status dead --backoff base=30s --max-attempts 5
     """
     from .. import render
     from ..aws import Aws
@@ -137,6 +167,8 @@ def list_cmd(
     aws = Aws(settings, max_pool_connections=max(16, sel.segments or 8))
     info = describe_table(aws, settings.require_table())
     _debug_plan(settings, info, sel)
+    fallbacks = FallbackCount(settings)
+    sel.observe = fallbacks
     started = time.monotonic()
     streams = not count and fmt != "table"
     with render.progress("scanning", render.progress_allowed(streams)) as prog:
@@ -145,6 +177,7 @@ def list_cmd(
             records = iter(sort_records(records, str(sort.value), limit))
         if count:
             n = sum(1 for _ in records)
+            fallbacks.report()
             typer.echo(n)
             return
         footer = {"text": ""}
@@ -152,6 +185,7 @@ def list_cmd(
         for rec in records:
             sink.write(rec)
     footer["text"] = f"scanned {prog.count:,} items in {time.monotonic() - started:.1f}s"
+    fallbacks.report()
     sink.close()
 
 
@@ -198,7 +232,8 @@ def stats_cmd(
     segment: SegmentOpt = None,
     index: IndexOpt = None,
 ) -> None:
-    """Count the queue by status, with the oldest record and an age histogram.
+    """Count the queue by status, with the oldest record and an age histogram; failed
+    records also by retry state (due, waiting, dead), with when the next one is due.
 
     Examples:
 
@@ -214,10 +249,13 @@ def stats_cmd(
     aws = Aws(settings, max_pool_connections=max(16, sel.segments or 8))
     info = describe_table(aws, settings.require_table())
     _debug_plan(settings, info, sel)
+    fallbacks = FallbackCount(settings)
+    sel.observe = fallbacks
     stats = Stats()
     with render.progress("counting") as prog:
         for rec in select(aws, info, settings, sel, on_page=prog.advance):
             stats.add(rec)
+    fallbacks.report()
     doc = stats.to_json(info)
     if render.table_or_json(value_of(output)) == "json":
         render.print_json(doc)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..outbox import Record, TableInfo
 
 OUTPUTS = ("table", "json", "jsonl", "csv", "ids")
-STATUS_STYLE = {"failed": "bold red", "stuck": "yellow", "pending": "dim",
+STATUS_STYLE = {"failed": "bold red", "stuck": "yellow", "pending": "dim", "dead": "red",
+                "due": "bold", "waiting": "dim",
                 "refired": "green", "missing": "magenta", "skipped": "cyan"}
 
 
@@ -119,7 +120,7 @@ class _StreamSink:
         if fmt == "csv":
             self._csv = csv.writer(out, lineterminator="\n")
             self._csv.writerow([*info.key_names, "status", "age_seconds", "created_at",
-                                "attempts", "error", "refire_count"])
+                                "attempts", "error", "refire_count", "retry", "next_due_at"])
         elif fmt == "json":
             out.write("[")
 
@@ -134,7 +135,8 @@ class _StreamSink:
             self._csv.writerow([*(_cell(v) for v in doc["key"].values()), doc["status"],
                                 _cell(doc["age_seconds"]), _cell(doc["created_at"]),
                                 _cell(doc["attempts"]), _cell(doc["error"]),
-                                _cell(doc["refire_count"])])
+                                _cell(doc["refire_count"]), _cell(doc["retry"]),
+                                _cell(doc["next_due_at"])])
         else:
             line = dumps(record.to_json(self.info))
             if fmt == "json":
@@ -173,18 +175,24 @@ class _TableSink:
         from ..outbox import key_text
 
         table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("KEY", overflow="fold", max_width=48)
+        keys = [escape(key_text(r.key, self.info)) for r in self.records]
+        # The key is what people copy: the last error gives way first on a narrow terminal.
+        table.add_column("KEY", overflow="fold", max_width=48,
+                         min_width=min(48, max((len(k) for k in keys), default=3)))
         table.add_column("AGE", justify="right")
         table.add_column("STATUS")
+        table.add_column("DUE", justify="right")
         table.add_column("ATTEMPTS", justify="right")
         table.add_column("REFIRES", justify="right")
         table.add_column("LAST ERROR", overflow="ellipsis", no_wrap=True, max_width=60)
         counts: dict[str, int] = {}
-        for r in self.records:
+        now = time.time()
+        for r, key in zip(self.records, keys, strict=True):
             counts[r.status] = counts.get(r.status, 0) + 1
             style = STATUS_STYLE.get(r.status, "")
-            table.add_row(escape(key_text(r.key, self.info)), humanize(r.age_seconds),
+            table.add_row(key, humanize(r.age_seconds),
                           f"[{style}]{r.status}[/{style}]" if style else r.status,
+                          due_text(r.retry, r.next_due_at, now),
                           "" if r.attempts is None else str(r.attempts),
                           "" if r.refire_count is None else str(r.refire_count),
                           escape(_one_line(r.error or "")))
@@ -195,6 +203,17 @@ class _TableSink:
         extra = self.footer.get("text")
         console.print(f"[dim]{len(self.records)} record(s): {summary}"
                       f"{' · ' + extra if extra else ''}[/dim]")
+
+
+def due_text(retry: str | None, next_due_at: float | None, now: float) -> str:
+    """A failed record's DUE cell: ``now``, ``in 4m`` or ``dead`` (empty otherwise)."""
+    if retry is None:
+        return ""
+    if retry == "dead":
+        return f"[{STATUS_STYLE['dead']}]dead[/{STATUS_STYLE['dead']}]"
+    if retry == "due" or next_due_at is None:
+        return "[bold]now[/bold]"
+    return f"in {humanize(max(next_due_at - now, 1.0))}"
 
 
 def _one_line(text: str, width: int = 60) -> str:
@@ -230,12 +249,29 @@ def show_record(doc: dict[str, Any], out: IO[str] | None = None) -> None:
                  + (f"  (created {doc['created_at']})" if doc.get("created_at") else ""))
     head.add_row("attempts", "-" if doc["attempts"] is None else str(doc["attempts"]))
     head.add_row("refires", "-" if doc["refire_count"] is None else str(doc["refire_count"]))
+    if doc.get("retry"):
+        head.add_row("retry", _retry_line(doc["retry"], doc.get("next_due_at")))
     if doc.get("error"):
         from rich.markup import escape
 
         head.add_row("last error", escape(doc["error"]))
     console.print(head)
     console.print(JSON(json.dumps(doc["item"], ensure_ascii=False, default=str)))
+
+
+def _retry_line(retry: str, next_due_at: str | None) -> str:
+    if retry == "dead":
+        return "[red]dead[/red]: max attempts reached (`refire --status dead` retries it)"
+    if retry == "due":
+        return "[bold]due[/bold]" + (f" since {next_due_at}" if next_due_at else " (no known "
+                                                                                "attempt time)")
+    from datetime import datetime
+
+    when = ""
+    if next_due_at:
+        left = datetime.fromisoformat(next_due_at.replace("Z", "+00:00")).timestamp()
+        when = f" until {next_due_at} (in {humanize(max(left - time.time(), 1.0))})"
+    return f"waiting{when}"
 
 
 def show_stats(doc: dict[str, Any], out: IO[str] | None = None) -> None:
@@ -247,10 +283,18 @@ def show_stats(doc: dict[str, Any], out: IO[str] | None = None) -> None:
     t = Table(box=None, pad_edge=False, header_style="bold")
     t.add_column("STATUS")
     t.add_column("COUNT", justify="right")
+    retry = doc.get("retry") or {}
     for status, n in counts.items():
         style = STATUS_STYLE.get(status, "")
         t.add_row(f"[{style}]{status}[/{style}]" if style else status, str(n))
+        if status == "failed" and retry:
+            for state in ("due", "waiting", "dead"):
+                st = STATUS_STYLE.get(state, "")
+                t.add_row(f"  [{st}]{state}[/{st}]", str(retry.get(state, 0)))
     console.print(t)
+    if retry.get("next_due_at"):
+        console.print(f"next due: in {humanize(max(retry['next_due_in_seconds'], 1.0))} "
+                      f"({retry['next_due_at']}, {dumps(retry['next_due_key'])})")
     if doc["oldest_age_seconds"] is not None:
         console.print(f"oldest: {humanize(doc['oldest_age_seconds'])} "
                       f"({dumps(doc['oldest_key'])})")
