@@ -34,23 +34,34 @@ Nothing here touches signals, terminals or stdout: it runs from any thread.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import queue
 import random
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from . import hints
+from . import journal as jfile
 from .aws import Aws, aws_errors, error_code, is_throttle
 from .config import Settings
-from .errors import AwsError, BadInput, Interrupted, NotFound, PartialFailure, Refused, StreamqError
+from .errors import (
+    AwsError,
+    BadInput,
+    Interrupted,
+    NotFound,
+    PartialFailure,
+    Refused,
+    StreamqError,
+)
+from .journal import JournalFile
 from .outbox import (
     AV,
     Classifier,
@@ -78,7 +89,7 @@ ONLY_IF = ("failed", "stuck", "selected", "any")
 DEFAULT_RATE = 10.0
 DEFAULT_CONCURRENCY = 16
 MAX_ATTEMPTS = 8
-JOURNAL_FORMAT = "streamq-refire-journal"
+JOURNAL_FORMAT = jfile.FORMAT
 
 
 # --------------------------------------------------------------------------- targets
@@ -469,70 +480,33 @@ def _one_line(exc: BaseException) -> str:
 
 
 class Journal:
-    """JSON lines, flushed (and fsynced) per outcome: a header, the planned keys, then
-    one line per outcome. ``--resume`` reads it back and appends to the same file."""
+    """The run's journal (see :mod:`streamq.journal` for the file): the plan, written in
+    full before the first write, then one line per outcome. ``--resume`` reads it back
+    (:func:`read_journal`) and appends to the same file."""
 
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
-        self._lock = threading.Lock()
+    def __init__(self, file: JournalFile) -> None:
+        self.file = file
 
     @classmethod
     def create(cls, path: Path, *, run: str, info: TableInfo, targets: Sequence[Target],
-               only_if: str) -> Journal:
-        try:
-            fh = path.open("x", encoding="utf-8")
-        except FileExistsError:
-            raise BadInput(f"journal {path} already exists: resume it with --resume {path}, "
-                           "or choose another file") from None
-        except OSError as exc:
-            raise BadInput(f"cannot create journal {path}: {exc.strerror}") from None
-        j = cls(fh)
-        j._write({"journal": JOURNAL_FORMAT, "version": 1, "run": run, "table": info.name,
-                  "started": iso(time.time()), "only_if": only_if})
-        for t in targets:
-            j._write(_planned(t, info), flush=False)
-        j._flush()
-        return j
+               only_if: str, extra: dict[str, Any] | None = None) -> Journal:
+        header = {"run": run, "table": info.name, "started": iso(time.time()),
+                  "only_if": only_if, **(extra or {})}
+        return cls(JournalFile.create(path, header, (_planned(t, info) for t in targets)))
 
     @classmethod
-    def append(cls, path: Path) -> Journal:
-        try:
-            fh = path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise BadInput(f"cannot append to journal {path}: {exc.strerror}") from None
-        j = cls(fh)
-        j._write({"resumed": iso(time.time()), "pid": os.getpid()})
-        return j
+    def append(cls, path: Path | jfile.Contents) -> Journal:
+        contents = path if isinstance(path, jfile.Contents) else jfile.read(path)
+        return cls(JournalFile.append(contents, {"resumed": iso(time.time()),
+                                                 "pid": os.getpid()}))
 
     def record(self, result: Result, info: TableInfo) -> None:
         doc = result.to_json(info)
         doc["at"] = iso(time.time())
-        self._write(doc)
-
-    def _write(self, doc: dict[str, Any], flush: bool = True) -> None:
-        with self._lock:
-            self.fh.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
-                                     default=_b64) + "\n")
-            if flush:
-                self._flush()
-
-    def _flush(self) -> None:
-        self.fh.flush()
-        with contextlib.suppress(OSError):  # e.g. a pipe
-            os.fsync(self.fh.fileno())
+        self.file.write(doc)
 
     def close(self) -> None:
-        with self._lock:
-            self.fh.flush()
-            self.fh.close()
-
-
-def _b64(value: Any) -> Any:
-    import base64
-
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+        self.file.close()
 
 
 def _planned(t: Target, info: TableInfo) -> dict[str, Any]:
@@ -548,52 +522,40 @@ class ResumeState:
     table: str
     only_if: str
     targets: list[Target]
-    done: int  # targets already settled (refired / missing / skipped)
+    done: int  # targets already settled (refired / missing / skipped / unknown)
     total: int
+    header: dict[str, Any] = field(default_factory=dict)
+    contents: jfile.Contents | None = None  # the file as read (append() repairs its tail)
 
 
 def read_journal(path: Path, info: TableInfo | None = None) -> ResumeState:
-    """The run token and the targets not yet done. ``info`` types the keys (None: only
-    the header is checked and no targets are returned)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise NotFound(f"journal {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read journal {path}: {exc}") from None
-    docs: list[dict[str, Any]] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            if n == len(lines):  # a torn last line (killed mid-write): ignore it
-                continue
-            raise BadInput(f"{path}: line {n} is not JSON") from None
-        if not isinstance(doc, dict):
-            raise BadInput(f"{path}: line {n} is not a JSON object")
-        docs.append(doc)
-    if not docs or docs[0].get("journal") != JOURNAL_FORMAT or not docs[0].get("run"):
-        raise BadInput(f"{path} is not a streamq refire journal")
-    head = docs[0]
+    """The run token and the targets not yet done. ``info`` types the keys (None: the
+    file is checked whole, and no targets are returned)."""
+    contents = jfile.read(path)
+    head = contents.header
+    only_if = head.get("only_if", "any")
+    if only_if not in ONLY_IF:
+        raise BadInput(f"journal {path}: invalid only_if {only_if!r} in its header")
     state = ResumeState(run=str(head["run"]), table=str(head.get("table")),
-                        only_if=str(head.get("only_if", "any")), targets=[], done=0, total=0)
+                        only_if=str(only_if), targets=[], done=0,
+                        total=len(contents.planned), header=head, contents=contents)
     if info is None:
         return state
     if state.table != info.name:
         raise BadInput(f"journal {path} is for table {state.table!r}, not {info.name!r}")
     planned: dict[str, Target] = {}
     outcome: dict[str, str] = {}
-    for doc in docs[1:]:
-        if "planned" in doc:
-            key = parse_key_object(doc["planned"], info)
-            cond = doc.get("cond")
-            created = doc.get("created")
-            if created is not None and not (isinstance(created, dict) and len(created) == 1):
-                raise BadInput(f"{path}: invalid created value {created!r}")
-            planned.setdefault(key_id(key), Target(key=key, cond=cond, created=created))
-        elif "outcome" in doc and "key" in doc:
+    for doc in contents.planned:
+        key = parse_key_object(doc["planned"], info)
+        cond = doc.get("cond")
+        if cond not in (None, "failed", "stuck"):
+            raise BadInput(f"{path}: invalid cond {cond!r}")
+        created = doc.get("created")
+        if created is not None and not (isinstance(created, dict) and len(created) == 1):
+            raise BadInput(f"{path}: invalid created value {created!r}")
+        planned.setdefault(key_id(key), Target(key=key, cond=cond, created=created))
+    for doc in contents.events:
+        if "outcome" in doc and "key" in doc:
             outcome[key_id(parse_key_object(doc["key"], info))] = str(doc["outcome"])
     state.total = len(planned)
     for ident, t in planned.items():
@@ -610,7 +572,8 @@ def read_journal(path: Path, info: TableInfo | None = None) -> ResumeState:
 @dataclass
 class Summary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
-    not_reached: int = 0
+    not_reached: int = 0  # includes ``abandoned``
+    abandoned: int = 0  # in flight when the run stopped waiting (outcome unknown)
     elapsed: float = 0.0
     attempts: int = 0
     retries: int = 0
@@ -627,22 +590,66 @@ class Summary:
                 and self.not_reached == 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.counts, "not_reached": self.not_reached,
+        return {**self.counts, "not_reached": self.not_reached, "abandoned": self.abandoned,
                 "elapsed_seconds": round(self.elapsed, 3), "attempts": self.attempts,
                 "retries": self.retries, "interrupted": self.interrupted}
 
 
+class _Workers:
+    """``n`` daemon threads running submitted calls, each result a Future.
+
+    Not a ThreadPoolExecutor: its threads are joined when the interpreter exits, so a
+    request stalled on the network would keep a stopped run alive until its read
+    timeout. A run that stops waiting (``abandon``) leaves such threads behind and exits
+    at once; their requests' outcomes are unknown, which ``--resume`` settles (the run
+    token keeps any of them from firing twice)."""
+
+    def __init__(self, n: int, name: str = "refire") -> None:
+        self._q: queue.SimpleQueue[tuple[Future[Any], Callable[[Any], Any], Any] | None] = (
+            queue.SimpleQueue())
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+                         for i in range(n)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._q.put((fut, fn, arg))
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            fut, fn, arg = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(arg))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Let idle threads end; never waits for a busy one."""
+        for _ in self._threads:
+            self._q.put(None)
+
+
 def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Target], *,
             run: str, rate: float, concurrency: int, stop: threading.Event,
+            abandon: threading.Event | None = None,
             settled: Sequence[Result] = (),
             on_result: Callable[[Result], None] | None = None,
             toucher: Toucher | None = None) -> Summary:
     """Touch every target with at most ``concurrency`` requests in flight and at most
     ``rate`` attempts a second. ``on_result`` runs in the calling thread, once per
     outcome, in completion order. When ``stop`` is set: no new request starts,
-    in-flight ones finish, the rest count as not reached."""
+    in-flight ones finish, the rest count as not reached. When ``abandon`` is set too:
+    stop waiting for the requests in flight; they count as not reached (``abandoned``)."""
     if concurrency < 1:
         raise BadInput("--concurrency must be at least 1")
+    abandon = abandon or threading.Event()
     summary = Summary()
     started = time.monotonic()
     tch = toucher or Toucher(aws, info, settings, run, RateLimiter(rate), stop)
@@ -656,7 +663,6 @@ def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Tar
         emit(r)
     pending: set[Future[Result | None]] = set()
     it: Iterator[Target] = iter(targets)
-    submitted = 0
 
     def drain(block: bool) -> None:
         if not pending:
@@ -670,28 +676,31 @@ def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Tar
             else:
                 emit(res)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="refire") as pool:
-        try:
-            for t in it:
-                while len(pending) >= concurrency:
-                    drain(block=True)
-                if stop.is_set():
-                    summary.not_reached += 1
-                    break
-                pending.add(pool.submit(tch.touch, t))
-                submitted += 1
-                drain(block=False)
-            summary.not_reached += sum(1 for _ in it)
-            while pending:
+    workers = _Workers(min(concurrency, max(1, len(targets))))
+    try:
+        for t in it:
+            while len(pending) >= concurrency and not abandon.is_set():
                 drain(block=True)
-        except BaseException:
+            if stop.is_set() or abandon.is_set():
+                summary.not_reached += 1
+                break
+            pending.add(workers.submit(tch.touch, t))
+            drain(block=False)
+        summary.not_reached += sum(1 for _ in it)
+        while pending and not abandon.is_set():
+            drain(block=True)
+        drain(block=False)  # what finished meanwhile still counts
+    except BaseException:
+        # E.g. a KeyboardInterrupt with no handler installed: stop now, wait for nothing.
+        stop.set()
+        abandon.set()
+        raise
+    finally:
+        workers.shutdown()
+        if pending:
             stop.set()
-            while pending:
-                try:
-                    drain(block=True)
-                except BaseException:  # pragma: no cover - keep draining
-                    continue
-            raise
+            summary.abandoned = len(pending)
+            summary.not_reached += len(pending)
     summary.elapsed = time.monotonic() - started
     summary.attempts, summary.retries, summary.fatal = tch.attempts, tch.retries, tch.fatal
     summary.interrupted = stop.is_set() and summary.not_reached > 0 and tch.fatal is None
@@ -756,6 +765,7 @@ class RefirePlan:
     known_missing: int | None = None  # absent when read (None: not every target was read)
     journal: Path | None = None  # --journal FILE, created by run()
     resume: Path | None = None  # --resume FILE, appended to by run()
+    resume_contents: jfile.Contents | None = None  # that file as read (its tail repaired)
     dry_run: bool = False
     force: bool = False
 
@@ -816,7 +826,11 @@ class RefirePlan:
         if interrupted:
             hint = (f"; continue with: streamq refire --resume {where} --yes" if where else
                     "; next time use --journal FILE to be able to --resume")
-            return Interrupted(f"interrupted: {summary.not_reached} record(s) not reached{hint}")
+            abandoned = (f" ({summary.abandoned} of them in flight when the run stopped "
+                         "waiting: written or not, a resumed run settles them and fires "
+                         "none twice)" if summary.abandoned else "")
+            return Interrupted(f"interrupted: {summary.not_reached} record(s) not "
+                               f"reached{abandoned}{hint}")
         if not summary.ok:
             bad = summary.counts["missing"] + summary.counts["failed"]
             hint = (f"; retry the failed ones with --resume {where} --yes"
@@ -868,11 +882,13 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
 
     duplicates = 0
     already_done = 0
+    resume_contents: jfile.Contents | None = None
     targets: list[Target]
     if resume is not None:
         state = read_journal(resume, info)
         run_token, mode, targets, already_done = (state.run, state.only_if, state.targets,
                                                   state.done)
+        resume_contents = state.contents
     else:
         run_token = new_run_token()
         if has_ids:
@@ -905,7 +921,8 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
                       only_if=mode, targets=targets, todo=todo, settled=settled, rate=rate,
                       concurrency=concurrency, duplicates=duplicates,
                       already_done=already_done, known_missing=known_missing,
-                      journal=journal, resume=resume, dry_run=dry_run, force=force)
+                      journal=journal, resume=resume, resume_contents=resume_contents,
+                      dry_run=dry_run, force=force)
 
 
 def writer_aws(settings: Settings, concurrency: int) -> Aws:
@@ -916,6 +933,7 @@ def writer_aws(settings: Settings, concurrency: int) -> Aws:
 
 
 def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,
+        abandon: threading.Event | None = None,
         on_start: Callable[[], None] | None = None,
         on_result: Callable[[Result], None] | None = None) -> Summary:
     """Carry out a plan (see :func:`execute`) with ``aws`` (see :func:`writer_aws`).
@@ -925,17 +943,21 @@ def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,
     ``on_result`` (in the calling thread), and closes the journal however the run ends.
     ``on_start`` runs once the journal is open, before the first outcome. Set ``stop``
     (from any thread) to end the run early: in-flight writes finish, the rest are not
-    reached. Refuses a dry-run plan, and one the pre-flight refuses (unless forced)."""
+    reached; set ``abandon`` as well to stop waiting for the writes in flight. Refuses a
+    dry-run plan, and one the pre-flight refuses (unless forced)."""
     if plan.dry_run:
         raise BadInput("a dry-run plan writes nothing: prepare it without dry_run")
     refusal = plan.refusal()
     if refusal is not None:
         raise refusal
     info = plan.info
-    jrn = (Journal.append(plan.resume) if plan.resume is not None else
-           Journal.create(plan.journal, run=plan.run, info=info, targets=plan.targets,
-                          only_if=plan.only_if)
-           if plan.journal is not None else None)
+    jrn: Journal | None = None
+    if plan.resume is not None:
+        jrn = Journal.append(plan.resume_contents or plan.resume)
+    elif plan.journal is not None:
+        jrn = Journal.create(plan.journal, run=plan.run, info=info, targets=plan.targets,
+                             only_if=plan.only_if,
+                             extra=hints.connection_record(plan.settings, aws.region))
     try:
         if on_start is not None:
             on_start()
@@ -948,7 +970,7 @@ def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,
 
         return execute(aws, info, plan.settings, plan.todo, run=plan.run, rate=plan.rate,
                        concurrency=plan.concurrency, stop=stop or threading.Event(),
-                       settled=plan.settled, on_result=emit)
+                       abandon=abandon, settled=plan.settled, on_result=emit)
     finally:
         if jrn is not None:
             jrn.close()

@@ -9,9 +9,10 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -202,27 +203,40 @@ def refire_cmd(
     _run(plan, fmt)
 
 
+@dataclass
+class _Stops:
+    stop: threading.Event = field(default_factory=threading.Event)  # no new write starts
+    abandon: threading.Event = field(default_factory=threading.Event)  # stop waiting too
+    interrupted: threading.Event = field(default_factory=threading.Event)  # by the user
+    signals: int = 0
+
+
 @contextlib.contextmanager
-def _ctrl_c_stops() -> Iterator[tuple[threading.Event, threading.Event]]:
-    """(stop, interrupted): the first Ctrl-C sets both (no new write starts, in-flight
-    ones finish); a second one stops waiting. Off the main thread: no handler."""
-    stop = threading.Event()
-    interrupted = threading.Event()
+def _ctrl_c_stops() -> Iterator[_Stops]:
+    """The first Ctrl-C (or SIGTERM) stops the run: no new write starts, the writes in
+    flight finish (each within its timeouts). The second stops waiting for them: their
+    outcomes are unknown and ``--resume`` settles them. A third raises KeyboardInterrupt
+    wherever the run is. Off the main thread: no handler."""
+    stops = _Stops()
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting
-        interrupted.set()
-        stop.set()
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stops.signals += 1
+        if stops.signals >= 3:
+            raise KeyboardInterrupt
+        stops.interrupted.set()
+        stops.stop.set()
+        if stops.signals == 2:
+            stops.abandon.set()
 
-    old = None
+    old: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGINT, on_sigint)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, on_signal)
     try:
-        yield stop, interrupted
+        yield stops
     finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _run(plan: RefirePlan, fmt: str) -> None:
@@ -230,14 +244,15 @@ def _run(plan: RefirePlan, fmt: str) -> None:
     from ..render import refire as view
 
     shown = view.RunView(fmt, plan.info, plan.total)
-    with _ctrl_c_stops() as (stop, interrupted):
+    with _ctrl_c_stops() as stops:
         try:
             summary = lib.run(plan, lib.writer_aws(plan.settings, plan.concurrency),
-                              stop=stop, on_start=shown.start, on_result=shown.result)
+                              stop=stops.stop, abandon=stops.abandon, on_start=shown.start,
+                              on_result=shown.result)
         finally:
             shown.close()
     shown.print_summary(summary)
-    error = plan.outcome_error(summary, interrupted=interrupted.is_set())
+    error = plan.outcome_error(summary, interrupted=stops.interrupted.is_set())
     if error is not None:
         raise error
 

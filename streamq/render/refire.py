@@ -198,6 +198,8 @@ def summary_line(summary: Summary) -> str:
             f"failed {c['failed']}")
     if summary.not_reached:
         text += f", not reached {summary.not_reached}"
+        if summary.abandoned:
+            text += f" ({summary.abandoned} abandoned in flight)"
     text += f" in {summary.elapsed:.2f}s ({rate:,.0f}/s"
     if summary.retries:
         text += f", {summary.retries} retried request(s)"
