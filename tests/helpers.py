@@ -155,3 +155,65 @@ def create_trigger(endpoint: str, table: str, *, function: str = "sender",
                             "StartingPosition": "TRIM_HORIZON"}
     args.update(esm)
     return dict(lam.create_event_source_mapping(**args))
+
+
+def pty_run(args: list[str], *, answers: list[tuple[bytes, bytes]] | None = None,
+            env: dict[str, str] | None = None, cols: int = 80, rows: int = 50,
+            timeout: float = 60.0) -> tuple[int, str]:
+    """Run ``streamq ARGS`` in a real pseudo-terminal (stdin, stdout and stderr a TTY,
+    the pty its controlling terminal), as a person at a terminal would. ``answers``:
+    (once this text has appeared, type these bytes), in order; b"\\x03" is Ctrl-C, which
+    the terminal turns into SIGINT. Returns (exit code, everything the terminal showed)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    environ = {**os.environ, "COLUMNS": str(cols), "LINES": str(rows),
+               "PYTHONFAULTHANDLER": "1", **(env or {})}
+    environ.pop("NO_COLOR", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "streamq.cli", *args], environ)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    pending = list(answers or [])
+    seen, pos = b"", 0
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                os.kill(pid, 6)  # SIGABRT: faulthandler shows where it hangs
+                time.sleep(1)
+                with contextlib.suppress(OSError):
+                    seen += os.read(fd, 65536)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+                raise AssertionError(f"streamq {' '.join(args)} did not finish: {seen!r}")
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            while pending and pending[0][0] in seen[pos:]:
+                os.write(fd, pending.pop(0)[1])
+                pos = len(seen)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), strip_ansi(seen.decode("utf-8", "replace"))
+
+
+def strip_ansi(text: str) -> str:
+    """Terminal output without colour and cursor escape sequences."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", text)

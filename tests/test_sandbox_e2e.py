@@ -299,9 +299,10 @@ def test_logs_show_poller_and_handler(sbx: dict[str, Any]) -> None:
                for line in res.out.splitlines())
 
 
-def test_sandbox_commands_refuse_without_yes_on_a_pipe(sbx: dict[str, Any]) -> None:
-    assert cli("sandbox", "seed", "--count", "1").code == 5
-    assert cli("sandbox", "down").code == 5
+def test_sandbox_seed_does_not_ask_on_a_pipe(sbx: dict[str, Any]) -> None:
+    """Issue 8 item 13: throwaway local data, so no confirmation (and no --yes needed)."""
+    res = cli("sandbox", "seed", "--count", "1")
+    assert res.code == 0 and res.out.strip() == "1", res.err
     res = cli("sandbox", "down", "--dry-run")
     assert res.code == 0 and "would stop" in res.err
     res = cli("sandbox", "seed", "--count", "3", "--dry-run")

@@ -49,7 +49,8 @@ def test_user_handler_gets_lambda_events_and_down_leaves_no_process(
     pid = up["pid"]
     try:
         assert up["endpoint"].startswith("http://127.0.0.1:")
-        assert cli("sandbox", "seed", "--count", "3", "--yes").out.strip() == "3"
+        # Issue 8 item 13: seed and down act without asking, on a pipe too.
+        assert cli("sandbox", "seed", "--count", "3").out.strip() == "3"
         deadline = time.monotonic() + 20
         while not events_file.exists():
             assert time.monotonic() < deadline, cli("sandbox", "logs").out
@@ -70,7 +71,7 @@ def test_user_handler_gets_lambda_events_and_down_leaves_no_process(
         res = cli("--sandbox", "list", "--status", "pending", "--count")
         assert res.code == 0 and res.out.strip() == "3"
     finally:
-        res = cli("sandbox", "down", "--yes")
+        res = cli("sandbox", "down")
     assert res.code == 0, res.err
     assert "stopped" in res.err
     assert _gone(pid)

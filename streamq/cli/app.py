@@ -11,7 +11,7 @@ import typer
 
 from .. import __version__
 from ..errors import ExitCode, StreamqError
-from . import common
+from . import common, usage
 
 app = typer.Typer(
     name="streamq",
@@ -29,7 +29,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # One way to install completions: `streamq completion SHELL` (typer's
+    # --install-completion edited ~/.bashrc, and its --show-completion printed another
+    # script than completions/ holds).
+    add_completion=False,
+    # Help wraps at the terminal's width (click's default stops at 80), up to 160.
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 160},
 )
 
 
@@ -75,12 +80,41 @@ _register()
 _argv: list[str] | None = None
 
 
+def command() -> Any:
+    """The click command typer builds from ``app``, with readable metavars."""
+    from typer.completion import completion_init  # type: ignore[attr-defined]
+
+    # Registers bash/zsh/fish for `_STREAMQ_COMPLETE` (add_completion=True would do it,
+    # together with the options that are not wanted).
+    completion_init()
+    cmd = typer.main.get_command(app)
+    usage.name_metavars(cmd)
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: expected failures print one line, never a traceback."""
+    """Console-script entry point: expected failures print one line, never a traceback.
+
+    typer runs in non-standalone mode, so its usage errors, Ctrl-C and aborts come here
+    and leave in streamq's one style (`streamq: error: ...`, the documented exit codes)."""
     global _argv
     _argv = argv
+    root = command()
     try:
-        app(args=argv, prog_name="streamq")
+        code = root.main(args=argv, prog_name="streamq", standalone_mode=False)
+        if code == ExitCode.INTERRUPTED:
+            # typer turns a Ctrl-C outside a command (while parsing) into Exit(130).
+            _fail(KeyboardInterrupt(), "interrupted", ExitCode.INTERRUPTED, None)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
+    except usage.UsageError as exc:
+        args = sys.argv[1:] if argv is None else argv
+        _fail(exc, usage.usage_line(exc, root, args), ExitCode.USAGE, None)
+    except usage.ClickException as exc:
+        _fail(exc, usage.message(exc), int(getattr(exc, "exit_code", 1)) or 1, None)
+    except typer.Abort as exc:
+        # typer's prompts turn Ctrl-C into Abort (streamq's own confirm does not).
+        _fail(exc, "interrupted", ExitCode.INTERRUPTED, None)
     except StreamqError as exc:
         _fail(exc, exc.message, exc.exit_code, exc.hint)
     except KeyboardInterrupt as exc:

@@ -43,6 +43,11 @@ StatusOpt = Annotated[list[str] | None, typer.Option(
     "due (its backoff has passed), waiting, dead (max attempts reached); repeatable or "
     "comma-separated [default: failed,stuck].", rich_help_panel=FILTERS, show_default=False,
     autocompletion=lambda: list(STATUS_CHOICES))]
+#: refire's --status: no default (with no selection flag, refire selects nothing).
+RefireStatusOpt = Annotated[list[str] | None, typer.Option(
+    "--status", "-s", help="failed, stuck, pending or all; repeatable or comma-separated. "
+    "No default: without a selection flag nothing is refired.", rich_help_panel=FILTERS,
+    show_default=False, autocompletion=lambda: list(STATUS_CHOICES))]
 OlderOpt = Annotated[str | None, typer.Option(
     "--older-than", help="Only records at least this old (90s, 15m, 1h, 2d).",
     rich_help_panel=FILTERS, show_default=False)]

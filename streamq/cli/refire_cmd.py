@@ -19,7 +19,7 @@ import typer
 from ..config import Settings
 from ..errors import BadInput, Refused
 from .common import outbox_command
-from .queue_cmds import OlderOpt, StatusOpt, WhereOpt, build_selection
+from .queue_cmds import OlderOpt, RefireStatusOpt, WhereOpt, build_selection
 
 if TYPE_CHECKING:
     from ..refire import RefirePlan
@@ -74,7 +74,7 @@ def refire_cmd(
         "--ids-from", help="Read keys from FILE, or - for stdin: `list -o ids` lines, JSON "
         "key objects or `list -o jsonl` records.", rich_help_panel=SELECT,
         show_default=False)] = None,
-    status: StatusOpt = None,
+    status: RefireStatusOpt = None,
     older_than: OlderOpt = None,
     where: WhereOpt = None,
     limit: Annotated[int | None, typer.Option(

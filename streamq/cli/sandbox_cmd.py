@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from ..errors import Refused, StreamqError
+from ..errors import StreamqError
 from .common import TableOrJson, run_guarded, value_of
 
 sandbox_app = typer.Typer(
@@ -17,26 +16,19 @@ sandbox_app = typer.Typer(
         "plus a poller that runs the trigger for real against a demo mail-sender handler "
         "(or yours).\n\n"
         "Examples:\n\n"
-        "  streamq sandbox up && streamq sandbox seed --count 200 --yes --wait\n\n"
+        "  streamq sandbox up && streamq sandbox seed --count 200 --wait\n\n"
         "  streamq --sandbox list --status failed\n\n"
-        "  streamq sandbox down --yes"
+        "  streamq sandbox down"
     ),
     no_args_is_help=True,
     rich_markup_mode=None,
 )
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-
-
-def _confirm(question: str, yes: bool, refusal: str) -> None:
-    from .. import render
-
-    if yes:
-        return
-    if not render.is_tty(sys.stdin):
-        raise Refused(f"{refusal}: stdin is not a terminal; pass --yes")
-    if not typer.confirm(question, default=False, err=True):
-        raise Refused(f"{refusal}: not confirmed")
+# The sandbox's data is throwaway and local: seed and down act without asking. --yes is
+# still accepted (older scripts and runbooks pass it) and does nothing.
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", hidden=True,
+                                      help="Accepted and ignored: the sandbox never asks.")]
 
 
 def up(
@@ -108,7 +100,7 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
         render.info(f"the sandbox is already running (pid {state.pid})")
     else:
         render.info(f"sandbox started (pid {state.pid}); try: streamq sandbox seed --count 200"
-                    " --yes --wait && streamq --sandbox list --status all")
+                    " --wait && streamq --sandbox list --status all")
     if output == "json":
         render.print_json({"endpoint": state.endpoint, "pid": state.pid,
                            "already_running": already, "table": state.table,
@@ -118,29 +110,29 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
 
 
 def down(
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed when stdin "
-                                                         "is not a terminal).")] = False,
+    yes: YesOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would stop; stop "
                                                             "nothing.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Stop the sandbox (only its own recorded process) and forget its state.
 
-    Everything in it (tables, records, queue messages) lives in memory and is lost.
-    A state file whose process is gone, or whose pid now belongs to another program,
-    is cleared without signalling anything.
+    Everything in it (tables, records, queue messages) lives in memory and is lost:
+    it is throwaway local data, so this does not ask. A state file whose process is
+    gone, or whose pid now belongs to another program, is cleared without signalling
+    anything.
 
     Examples:
 
-      streamq sandbox down --yes
+      streamq sandbox down
 
       streamq sandbox down --dry-run
     """
-    del debug  # read from argv by the error handler
-    run_guarded(_down, yes=yes, dry_run=dry_run)
+    del debug, yes  # debug is read from argv by the error handler
+    run_guarded(_down, dry_run=dry_run)
 
 
-def _down(yes: bool, dry_run: bool) -> None:
+def _down(dry_run: bool) -> None:
     from .. import render
     from ..sandbox import control
 
@@ -161,9 +153,6 @@ def _down(yes: bool, dry_run: bool) -> None:
                                    f"would stop the sandbox (pid {state.pid}, "
                                    f"{state.endpoint}) and lose its data"))
         return
-    if what == "stop":
-        _confirm(f"Stop the sandbox (pid {state.pid}) and lose its data?", yes,
-                 "not stopped")
     what, state = control.down()
     if what == "stopped" and state is not None:
         render.info(f"sandbox stopped (pid {state.pid}); its data is gone")
@@ -222,8 +211,7 @@ def seed(
     timeout: Annotated[float, typer.Option("--timeout", min=1,
                                            help="With --wait: give up after this many "
                                                 "seconds (exit 1).")] = 60.0,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed when stdin "
-                                                         "is not a terminal).")] = False,
+    yes: YesOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one sample record; "
                                                             "insert nothing.")] = False,
     debug: DebugOpt = False,
@@ -231,23 +219,24 @@ def seed(
     """Insert realistic outbox records into the running sandbox's table.
 
     Each record: id, recipient, subject, body, tenant, created_at (ISO-8601), attempts 0.
-    It always writes to the sandbox, never to AWS. Prints how many were inserted.
+    It always writes to the sandbox, never to AWS, and does not ask (throwaway local
+    data). Prints how many were inserted.
 
     Examples:
 
-      streamq sandbox seed --count 200 --yes --wait && streamq --sandbox list
+      streamq sandbox seed --count 200 --wait && streamq --sandbox list
 
-      streamq sandbox seed --count 50 --poison 1 --yes
+      streamq sandbox seed --count 50 --poison 1
 
       streamq sandbox seed --dry-run
     """
-    del debug  # read from argv by the error handler
+    del debug, yes  # debug is read from argv by the error handler
     run_guarded(_seed, count=count, undeliverable_every=undeliverable_every, poison=poison,
-                wait=wait, timeout=timeout, yes=yes, dry_run=dry_run)
+                wait=wait, timeout=timeout, dry_run=dry_run)
 
 
 def _seed(count: int, undeliverable_every: int, poison: int, wait: bool, timeout: float,
-          yes: bool, dry_run: bool) -> None:
+          dry_run: bool) -> None:
     from .. import render
     from ..outbox import item_to_plain
     from ..sandbox import control
@@ -259,8 +248,6 @@ def _seed(count: int, undeliverable_every: int, poison: int, wait: bool, timeout
                     f"{state.endpoint}; the first:")
         render.print_json(item_to_plain(items[0]))
         return
-    _confirm(f"Insert {len(items)} record(s) into the sandbox's {state.table}?", yes,
-             "not seeded")
     n = control.seed(items, state)
     render.info(f"inserted {n} record(s) into {state.table}")
     if wait:

@@ -212,7 +212,7 @@ def config_trigger_cmd(
             raise Refused("not applied: stdin is not a terminal; pass --yes to apply "
                           "(or --dry-run to only see the diff)")
         what = f"Apply {len(changes)} change(s) to the trigger {mapping.get('UUID')}?"
-        if not typer.confirm(what, default=False, err=True):
+        if not render.confirm(what):
             raise Refused("not applied: not confirmed")
 
     from ..trigger import apply_changes, write_backup

@@ -89,6 +89,39 @@ def debug(text: str) -> None:
     _say("debug: ", "dim", text)
 
 
+def confirm(question: str) -> bool:
+    """Ask on the terminal (the caller has checked stdin is one): ``y``/``yes`` is yes;
+    anything else, or the end of input, is no. Ctrl-C raises KeyboardInterrupt (the
+    command ends with exit 130), after ending the prompt's line."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = _read_answer(sys.stdin)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        raise
+    if not answer:
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _read_answer(stream: IO[str]) -> str:
+    """One line from the terminal, waiting in short slices: in a process with other
+    threads, the kernel may deliver Ctrl-C's SIGINT to one of them, and a blocking read
+    in the main thread would then sit there until the next key; between slices Python
+    runs the pending handler (KeyboardInterrupt)."""
+    import select
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):
+        return stream.readline()
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            return stream.readline()
+
+
 # --------------------------------------------------------------------------- JSON
 
 

@@ -219,10 +219,9 @@ def print_summary(summary: Summary, failures: list[tuple[str, str, str]]) -> Non
 
 def confirm(question: str) -> bool:
     """Ask on the terminal (the caller has checked it is one)."""
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline()
-    return answer.strip().lower() in ("y", "yes")
+    from . import confirm as ask
+
+    return ask(question)
 
 
 def elapsed_since(start: float) -> float:
