@@ -79,10 +79,13 @@ from .outbox import (
     parse_key_text,
     select,
 )
+from .retry import describe as describe_policy
 
 OUTCOMES = ("refired", "missing", "skipped", "failed")
 DONE = frozenset({"refired", "missing", "skipped"})  # never retried by --resume
-ONLY_IF = ("failed", "stuck", "selected", "any")
+ONLY_IF = ("failed", "stuck", "due", "dead", "selected", "any")
+#: conditions that re-check attribute values as read (see Target.snapshot)
+SNAPSHOT_CONDS = ("due", "dead")
 
 #: Default --rate: each refire makes the Lambda call the downstream API once more, and
 #: the API's rate limit is usually what failed the records in the first place.
@@ -103,6 +106,14 @@ class Target:
     (no error, and the created attribute still equals ``created`` as read at selection:
     an item's creation time never changes and its age only grows, so a record that
     was stuck when read is still stuck, whatever the format of the time).
+
+    ``due`` and ``dead`` (the retry policy, streamq.retry): failed, and the attributes
+    in ``snapshot`` still hold the values read at selection (absent ones still absent).
+    For ``due`` those are the attempts, the last attempt, the refire timestamp and the
+    refire counter: with them unchanged the record's next due time is unchanged, and the
+    time only grows, so a record that was due when read is still due; and a refire by
+    anyone else (a second scheduler) changes the counter, so only one of them fires it.
+    For ``dead``: the attempts (at or over max_attempts, unchanged: still dead).
     """
 
     key: Item
@@ -110,6 +121,27 @@ class Target:
     created: AV | None = None
     item: Item | None = None  # as read before the run (filter evaluation, stuck check)
     read: bool = False  # ``item`` is the result of a read (None then means: absent)
+    snapshot: dict[str, AV | None] | None = None  # due/dead: attribute -> value as read
+
+
+def snapshot_attrs(cond: str | None, settings: Settings) -> tuple[str, ...]:
+    """The attributes a ``due``/``dead`` condition requires unchanged (see Target)."""
+    if cond == "due":
+        return tuple(dict.fromkeys((settings.attempts_attr, settings.last_attempt_attr,
+                                    settings.refired_attr, settings.refire_count_attr)))
+    if cond == "dead":
+        return (settings.attempts_attr,)
+    return ()
+
+
+def capture(t: Target, settings: Settings) -> None:
+    """Record what the target's condition compares against, from ``t.item`` as read."""
+    if t.item is None:
+        return
+    if t.cond == "stuck":
+        t.created = t.item.get(settings.created_attr)
+    elif t.cond in SNAPSHOT_CONDS:
+        t.snapshot = {a: t.item.get(a) for a in snapshot_attrs(t.cond, settings)}
 
 
 @dataclass
@@ -173,49 +205,68 @@ def targets_for_keys(keys: Sequence[Item], only_if: str, items: dict[str, Item] 
     for key in keys:
         item = None if items is None else items.get(key_id(key))
         t = Target(key=key, item=item, read=items is not None)
-        if only_if == "failed":
-            t.cond = "failed"
-        elif only_if == "stuck":
-            t.cond = "stuck"
-            if item is not None:
-                t.created = item.get(classifier.s.created_attr)
+        if only_if in ("failed", "stuck", *SNAPSHOT_CONDS):
+            t.cond = only_if
+            capture(t, classifier.s)
         out.append(t)
     return out
 
 
 def targets_for_records(records: Iterable[Any], only_if: str, settings: Settings,
-                        info: TableInfo) -> list[Target]:
+                        info: TableInfo, statuses: Iterable[str] = ()) -> list[Target]:
     """Targets from ``outbox.select`` records. ``selected``: each record must still have
-    the status it was selected with (failed stays failed, stuck stays stuck)."""
+    the status it was selected with (failed stays failed, stuck stays stuck); selected by
+    its retry state alone (``statuses``: e.g. only ``due``), it must still be due (dead:
+    still dead; waiting: still failed)."""
+    wanted = set(statuses)
     out = []
     for rec in records:
         cond: str | None
         if only_if == "selected":
             cond = rec.status if rec.status in ("failed", "stuck") else None
+            if rec.status not in wanted and rec.retry is not None and rec.retry in wanted:
+                cond = rec.retry if rec.retry in SNAPSHOT_CONDS else "failed"
         else:
             cond = None if only_if == "any" else only_if
-        out.append(Target(key=rec.key, cond=cond, item=rec.item, read=True,
-                          created=rec.item.get(settings.created_attr)))
+        t = Target(key=rec.key, cond=cond, item=rec.item, read=True,
+                   created=rec.item.get(settings.created_attr))
+        capture(t, settings)
+        out.append(t)
     return out
 
 
-def presettle(targets: list[Target], classifier: Classifier) -> tuple[list[Target],
-                                                                      list[Result]]:
+def presettle(targets: list[Target], classifier: Classifier, run: str | None = None
+              ) -> tuple[list[Target], list[Result]]:
     """Outcomes known without a write: ``--only-if stuck`` on a record that was absent or
     not stuck when read is settled now (no condition could make it true later)."""
     todo: list[Target] = []
     settled: list[Result] = []
     for t in targets:
-        if t.cond == "stuck" and t.read:
+        if t.cond in ("stuck", *SNAPSHOT_CONDS) and t.read:
             if t.item is None:
                 settled.append(Result(t.key, "missing"))
                 continue
-            status = classifier.classify(t.item).status
-            if status != "stuck":
-                settled.append(Result(t.key, "skipped", f"not stuck (status {status})"))
+            if run is not None and t.item.get(classifier.s.refire_run_attr) == {"S": run}:
+                # --resume: fired by this run already (its outcome was not journaled), and
+                # that refire made it look "not due" now.
+                settled.append(Result(t.key, "refired"))
+                continue
+            rec = classifier.classify(t.item)
+            if t.cond == "stuck" and rec.status != "stuck":
+                settled.append(Result(t.key, "skipped", f"not stuck (status {rec.status})"))
+                continue
+            if t.cond in SNAPSHOT_CONDS and rec.retry != t.cond:
+                settled.append(Result(t.key, "skipped", f"not {t.cond} ({_state(rec)})"))
                 continue
         todo.append(t)
     return todo, settled
+
+
+def _state(rec: Any) -> str:
+    """A record's status for a skip reason: ``waiting until …``, ``dead``, ``stuck``."""
+    if rec.retry == "waiting" and rec.next_due_at is not None:
+        return f"waiting until {iso(rec.next_due_at)}"
+    return str(rec.retry or f"status {rec.status}")
 
 
 # --------------------------------------------------------------------------- pre-flight
@@ -372,12 +423,24 @@ class Toucher:
         values: dict[str, AV] = {":now": {"S": iso_ms(time.time() if now is None else now)},
                                  ":run": {"S": self.run}, ":one": {"N": "1"}}
         cond = "attribute_exists(#h) AND (attribute_not_exists(#r) OR #r <> :run)"
-        if t.cond in ("failed", "stuck"):
+        if t.cond in ("failed", "stuck", *SNAPSHOT_CONDS):
             names["#e"] = s.error_attr
             values[":empty"] = {"S": ""}
             values[":null"] = {"S": "NULL"}
-        if t.cond == "failed":
+        if t.cond in ("failed", *SNAPSHOT_CONDS):
             cond += " AND attribute_exists(#e) AND NOT attribute_type(#e, :null) AND #e <> :empty"
+        if t.cond in SNAPSHOT_CONDS:
+            # Still due (dead): the values the decision was made on are unchanged; see
+            # Target. A DynamoDB condition compares the value and its type, so the value
+            # as read is compared as is (attribute_not_exists where it was absent).
+            snap = t.snapshot or {}
+            for i, attr in enumerate(snapshot_attrs(t.cond, s)):
+                names[f"#s{i}"] = attr
+                if snap.get(attr) is None:
+                    cond += f" AND attribute_not_exists(#s{i})"
+                else:
+                    values[f":s{i}"] = snap[attr]  # type: ignore[assignment]
+                    cond += f" AND #s{i} = :s{i}"
         elif t.cond == "stuck":
             cond += (" AND (attribute_not_exists(#e) OR attribute_type(#e, :null) "
                      "OR #e = :empty)")
@@ -446,9 +509,18 @@ class Toucher:
             return Result(t.key, "missing")
         if old.get(self.s.refire_run_attr) == {"S": self.run}:
             return Result(t.key, "refired")  # fired earlier in this run (lost response)
-        status = self.classifier.classify(old).status
+        rec = self.classifier.classify(old)
+        status = rec.status
         if t.cond == "stuck" and status == "stuck":
             return Result(t.key, "skipped", "its created time changed since it was read")
+        if t.cond in SNAPSHOT_CONDS and status == "failed":
+            snap = t.snapshot or {}
+            changed = [a for a in snapshot_attrs(t.cond, self.s) if old.get(a) != snap.get(a)]
+            run = old.get(self.s.refire_run_attr, {}).get("S")
+            by = f" (refired by run {run})" if run and self.s.refire_run_attr and (
+                self.s.refire_count_attr in changed) else ""
+            return Result(t.key, "skipped", f"no longer {t.cond}: {', '.join(changed)} "
+                          f"changed since it was read{by}")
         return Result(t.key, "skipped", f"no longer {t.cond} (now {status})")
 
 
@@ -513,6 +585,8 @@ def _planned(t: Target, info: TableInfo) -> dict[str, Any]:
     doc: dict[str, Any] = {"planned": key_plain(t.key, info), "cond": t.cond}
     if t.cond == "stuck":
         doc["created"] = t.created
+    if t.cond in SNAPSHOT_CONDS:
+        doc["snapshot"] = t.snapshot or {}
     return doc
 
 
@@ -548,12 +622,18 @@ def read_journal(path: Path, info: TableInfo | None = None) -> ResumeState:
     for doc in contents.planned:
         key = parse_key_object(doc["planned"], info)
         cond = doc.get("cond")
-        if cond not in (None, "failed", "stuck"):
+        if cond not in (None, "failed", "stuck", *SNAPSHOT_CONDS):
             raise BadInput(f"{path}: invalid cond {cond!r}")
         created = doc.get("created")
         if created is not None and not (isinstance(created, dict) and len(created) == 1):
             raise BadInput(f"{path}: invalid created value {created!r}")
-        planned.setdefault(key_id(key), Target(key=key, cond=cond, created=created))
+        snapshot = doc.get("snapshot")
+        if cond in SNAPSHOT_CONDS and not (isinstance(snapshot, dict) and all(
+                v is None or (isinstance(v, dict) and len(v) == 1)
+                for v in snapshot.values())):
+            raise BadInput(f"{path}: invalid snapshot {snapshot!r}")
+        planned.setdefault(key_id(key), Target(key=key, cond=cond, created=created,
+                                               snapshot=snapshot))
     for doc in contents.events:
         if "outcome" in doc and "key" in doc:
             outcome[key_id(parse_key_object(doc["key"], info))] = str(doc["outcome"])
@@ -808,6 +888,8 @@ class RefirePlan:
             "dry_run": self.dry_run,
             "problems": pf.problems,
             "warnings": pf.warnings,
+            **({"retry_policy": describe_policy(self.settings.retry_policy)}
+               if self.only_if in SNAPSHOT_CONDS else {}),
         }
 
     def outcome_error(self, summary: Summary, *,
@@ -901,20 +983,21 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
             sel = selection() if callable(selection) else selection
             with (progress or _no_progress)("selecting") as prog:
                 records = list(select(aws, info, settings, sel, on_page=prog.advance))
-            targets = targets_for_records(records, mode, settings, info)
+            targets = targets_for_records(records, mode, settings, info, sel.statuses)
 
     pf = inspect_trigger(aws, info, settings, uuid=uuid)
     # Read the items when the filter needs them, when --only-if stuck needs the created
     # time, and for a dry run (to count the missing ones). Filter-selected ones are read.
     unread = [t for t in targets if not t.read]
-    if unread and (pf.patterns or mode == "stuck" or dry_run):
+    if unread and (pf.patterns or mode in ("stuck", *SNAPSHOT_CONDS) or dry_run):
         items = read_items(aws, info, [t.key for t in unread])
         for t in unread:
             t.item, t.read = items.get(key_id(t.key)), True
-            if t.cond == "stuck" and resume is None and t.item is not None:
-                t.created = t.item.get(settings.created_attr)
+            if resume is None:
+                capture(t, settings)
     check_filters(pf, info, settings, targets)
-    todo, settled = presettle(targets, classifier)
+    # A fresh classifier: "due" is judged at this moment, as the selection was.
+    todo, settled = presettle(targets, Classifier(settings, info), run_token)
     known_missing = (sum(1 for t in targets if t.read and t.item is None)
                      if all(t.read for t in targets) else None)
     return RefirePlan(settings=settings, info=info, preflight=pf, run=run_token,

@@ -4,10 +4,13 @@ record twice)."""
 
 from __future__ import annotations
 
+import re
+import threading
 import time
+from collections import Counter
 from typing import Any
 
-from tests.helpers import batch_put, create_table, iso_ago
+from tests.helpers import batch_put, create_table, create_trigger, iso_ago
 
 TABLE = "outbox"
 #: jitter 0: the boundaries are exact (the jitter is pinned in test_retry.py)
@@ -143,3 +146,161 @@ def test_an_index_without_the_last_attempt_is_not_used_blind(ddb, endpoint, cli)
     assert set(res.out.split()) == {"wait1", "refired"}, res.err
     assert "re-read from the table" in res.err
     assert cli("list", "-t", TABLE, *POLICY, "--count", "-s", "dead").out.strip() == "1"
+
+
+# --------------------------------------------------------------------------- refire --due
+
+
+def _settings(endpoint: str) -> Any:
+    from streamq.config import resolve
+
+    return resolve({"endpoint_url": endpoint, "table": TABLE,
+                    "backoff": "base=10s,factor=2,jitter=0,cap=1h", "max_attempts": 3})
+
+
+def _outcomes(res: Any) -> dict[str, tuple[str, str | None]]:
+    return {r["key"]["id"]: (r["outcome"], r["error"]) for r in res.jsonl()}
+
+
+def test_refire_due_fires_the_due_only_and_never_the_dead(ddb, endpoint, cli) -> None:
+    from tests.test_refire import count_of, modify_counts
+
+    seed_states(ddb)
+    create_trigger(endpoint, TABLE)
+    res = cli("refire", "-t", TABLE, *POLICY, "--due", "--dry-run")
+    assert res.code == 0, res.err
+    plan = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1)
+                for line in res.out.splitlines()[1:])
+    assert plan["records"] == "2" and plan["only if"] == "due"
+    assert plan["retry policy"].startswith(
+        "backoff base=10s,factor=2,jitter=0,cap=1h · max 3 attempts (waits 10s .. 20s")
+    before = modify_counts(endpoint)
+    res = cli("refire", "-t", TABLE, *POLICY, "--due", "--yes", "--rate", "0", "-o", "jsonl")
+    assert res.code == 0, res.err
+    assert _outcomes(res) == {"due1": ("refired", None), "nolast": ("refired", None)}
+    assert modify_counts(endpoint) - before == Counter({"due1": 1, "nolast": 1})
+    # A refire counts as an attempt for timing: nothing is due right after it.
+    res = cli("refire", "-t", TABLE, *POLICY, "--due", "--yes", "-o", "jsonl")
+    assert res.code == 0 and res.jsonl() == [] and "nothing to refire" in res.err
+    assert ids(cli, "--status", "waiting") == {"due1", "nolast", "wait1", "refired"}
+    # Dead ones only on purpose, each write re-checking it is still dead.
+    res = cli("refire", "-t", TABLE, *POLICY, "--status", "dead", "--yes", "-o", "jsonl")
+    assert _outcomes(res) == {"dead1": ("refired", None)}
+    assert count_of(ddb, "dead1") == 1
+    assert cli("refire", "-t", TABLE, "--due", "--status", "failed").code == 2
+
+
+def test_only_if_due_for_ids_reads_and_rechecks(ddb, endpoint, cli) -> None:
+    from tests.test_refire import count_of
+
+    seed_states(ddb)
+    create_trigger(endpoint, TABLE)
+    res = cli("refire", "-t", TABLE, *POLICY, "--only-if", "due", "--id", "due1", "--id",
+              "wait1", "--id", "dead1", "--id", "stuck1", "--id", "ghost", "--yes",
+              "-o", "jsonl")
+    assert res.code == 3, res.err  # ghost is missing
+    out = _outcomes(res)
+    assert out["due1"] == ("refired", None) and out["ghost"] == ("missing", None)
+    assert out["wait1"][0] == "skipped" and "not due (waiting until 20" in out["wait1"][1]
+    assert out["dead1"] == ("skipped", "not due (dead)")
+    assert out["stuck1"] == ("skipped", "not due (status stuck)")
+    assert [count_of(ddb, k) for k in ("due1", "wait1", "dead1", "stuck1")] == [1, 0, 0, 0]
+    res = cli("refire", "-t", TABLE, *POLICY, "--only-if", "dead", "--id", "dead1",
+              "--id", "due1", "--yes", "-o", "jsonl")
+    out = _outcomes(res)
+    assert out["dead1"] == ("refired", None) and out["due1"][0] == "skipped"
+    assert (out["due1"][1] or "").startswith("not dead (waiting until 20")
+
+
+def test_two_schedulers_never_fire_a_record_twice(ddb, endpoint) -> None:
+    """Both runs select the same due records before either writes (the race a cron job
+    and a container, or two containers, run into); then both write at once. Each record
+    is fired exactly once: the second write finds the refire counter changed."""
+    from streamq.aws import Aws
+    from streamq.outbox import Selection
+    from streamq.refire import prepare, run, writer_aws
+    from tests.test_refire import count_of, modify_counts
+
+    create_table(ddb, TABLE)
+    keys = [f"k{i:02d}" for i in range(30)]
+    batch_put(ddb, TABLE, [failed(k, 1, 60) for k in keys])
+    create_trigger(endpoint, TABLE)
+    settings = _settings(endpoint)
+    plans = [prepare(Aws(settings), settings, selection=Selection(statuses=("due",)),
+                     rate=0, concurrency=4) for _ in range(2)]
+    assert [len(p.todo) for p in plans] == [30, 30] and plans[0].run != plans[1].run
+    before = modify_counts(endpoint)
+    results: list[list[Any]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        run(plans[i], writer_aws(settings, 4), on_result=results[i].append)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    fired = Counter(r.key["id"]["S"] for rs in results for r in rs if r.outcome == "refired")
+    assert fired == Counter(dict.fromkeys(keys, 1))
+    skipped = [r for rs in results for r in rs if r.outcome == "skipped"]
+    assert len(skipped) == 30
+    assert all("refire_count changed since it was read (refired by run r-" in (r.error or "")
+               for r in skipped), skipped[0].error
+    assert all(min(len(rs), 30) == len(rs) for rs in results)
+    assert all(count_of(ddb, k) == 1 for k in keys)
+    assert modify_counts(endpoint) - before == Counter(dict.fromkeys(keys, 1))
+
+
+def test_a_handler_attempt_between_read_and_write_skips(ddb, endpoint) -> None:
+    """The trigger's own retry (or a refire by an older streamq) attempted the record
+    after it was selected: its attempts and last attempt changed, it is not fired."""
+    from streamq.aws import Aws
+    from streamq.outbox import Selection
+    from streamq.refire import prepare, run, writer_aws
+    from tests.test_refire import count_of
+
+    create_table(ddb, TABLE)
+    batch_put(ddb, TABLE, [failed("a", 1, 60), failed("b", 1, 60), failed("c", None, None)])
+    create_trigger(endpoint, TABLE)
+    settings = _settings(endpoint)
+    plan = prepare(Aws(settings), settings, selection=Selection(statuses=("due",)), rate=0)
+    assert len(plan.todo) == 3
+    ddb.update_item(TableName=TABLE, Key={"id": {"S": "a"}},
+                    UpdateExpression="SET attempts = attempts + :one, last_attempt_at = :t",
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"S": iso_ago(0)}})
+    ddb.update_item(TableName=TABLE, Key={"id": {"S": "c"}},  # absent values, then set
+                    UpdateExpression="SET attempts = :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}})
+    results: dict[str, Any] = {}
+    run(plan, writer_aws(settings, 4),
+        on_result=lambda r: results.__setitem__(r.key["id"]["S"], r))
+    assert {k: r.outcome for k, r in results.items()} == {"a": "skipped", "b": "refired",
+                                                          "c": "skipped"}
+    assert results["a"].error == ("no longer due: attempts, last_attempt_at changed since "
+                                  "it was read")
+    assert results["c"].error == "no longer due: attempts changed since it was read"
+    assert [count_of(ddb, k) for k in "abc"] == [0, 1, 0]
+
+
+def test_resumed_due_run_settles_its_own_refires(ddb, endpoint, cli, tmp_path) -> None:
+    """A due run killed after its writes but before journaling them: --resume finds its
+    own run token on the records (now waiting because of that refire) and counts them as
+    refired, writing nothing more."""
+    from tests.test_refire import modify_counts
+
+    seed_states(ddb)
+    create_trigger(endpoint, TABLE)
+    journal = tmp_path / "due.jsonl"
+    res = cli("refire", "-t", TABLE, *POLICY, "--due", "--journal", str(journal), "--yes")
+    assert res.code == 0, res.err
+    lines = journal.read_text().splitlines()
+    kept = [line for line in lines if '"outcome"' not in line]
+    assert len(kept) == len(lines) - 2 and '"snapshot"' in kept[1]
+    journal.write_text("\n".join(kept) + "\n")  # the outcomes never made it to disk
+    before = modify_counts(endpoint)
+    res = cli("refire", "-t", TABLE, *POLICY, "--resume", str(journal), "--yes", "-o", "jsonl")
+    assert res.code == 0, res.err
+    assert _outcomes(res) == {"due1": ("refired", None), "nolast": ("refired", None)}
+    assert modify_counts(endpoint) == before

@@ -45,8 +45,9 @@ StatusOpt = Annotated[list[str] | None, typer.Option(
     autocompletion=lambda: list(STATUS_CHOICES))]
 #: refire's --status: no default (with no selection flag, refire selects nothing).
 RefireStatusOpt = Annotated[list[str] | None, typer.Option(
-    "--status", "-s", help="failed, stuck, pending or all; repeatable or comma-separated. "
-    "No default: without a selection flag nothing is refired.", rich_help_panel=FILTERS,
+    "--status", "-s", help="failed, stuck, pending or all; or a failed record's retry state: "
+    "due, waiting, dead; repeatable or comma-separated. No default: without a selection "
+    "flag nothing is refired.", rich_help_panel=FILTERS,
     show_default=False, autocompletion=lambda: list(STATUS_CHOICES))]
 OlderOpt = Annotated[str | None, typer.Option(
     "--older-than", help="Only records at least this old (90s, 15m, 1h, 2d).",

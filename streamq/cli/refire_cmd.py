@@ -36,6 +36,8 @@ DEFAULT_CONCURRENCY = 16
 class OnlyIf(str, enum.Enum):
     failed = "failed"
     stuck = "stuck"
+    due = "due"
+    dead = "dead"
     selected = "selected"
     any = "any"
 
@@ -74,6 +76,10 @@ def refire_cmd(
         "--ids-from", help="Read keys from FILE, or - for stdin: `list -o ids` lines, JSON "
         "key objects or `list -o jsonl` records.", rich_help_panel=SELECT,
         show_default=False)] = None,
+    due: Annotated[bool, typer.Option(
+        "--due", help="The failed records whose backoff has passed (not dead): --status due, "
+        "each write re-checking that the record is still due (--only-if due). See --backoff "
+        "and --max-attempts.", rich_help_panel=SELECT)] = False,
     status: RefireStatusOpt = None,
     older_than: OlderOpt = None,
     where: WhereOpt = None,
@@ -82,9 +88,11 @@ def refire_cmd(
         rich_help_panel=SELECT, show_default=False)] = None,
     only_if: Annotated[OnlyIf | None, typer.Option(
         "--only-if", help="Condition re-checked atomically in each write: failed (error still "
-        "set), stuck (still no error, same created time), selected (each record keeps the "
-        "status it was selected with), any (it still exists) [default: any for ids, selected "
-        "for filters].", rich_help_panel=SAFETY, show_default=False)] = None,
+        "set), stuck (still no error, same created time), due (still failed with the same "
+        "attempts, last attempt and refires as read: no other run fired it meanwhile), dead "
+        "(same attempts), selected (each record keeps the status it was selected with), any "
+        "(it still exists) [default: any for ids, selected for filters].",
+        rich_help_panel=SAFETY, show_default=False)] = None,
     rate: Annotated[float, typer.Option(
         "--rate", min=0, help="Writes per second, retries included; 0 = unlimited. Each "
         "refire makes the Lambda call the downstream API again, and that API's rate limit "
@@ -120,11 +128,13 @@ def refire_cmd(
     through the stream and the trigger runs the Lambda on them again.
 
     Select by --id / --ids-from, or by the filters of `list` (--status, --older-than,
-    --where); with none, nothing is refired. Each write only succeeds if the record
-    still exists (a missing id is never created) and was not already refired in this
-    run; --only-if re-checks its status in the same write. Before any write the
-    pre-flight checks the table's stream, the trigger and its state, and that the
-    trigger's FilterCriteria pass the MODIFY record; --force overrides.
+    --where), or --due (the failed records whose backoff since their last attempt
+    has passed, never the dead ones); with none, nothing is refired. Each write
+    only succeeds if the record still exists (a missing id is never created) and was
+    not already refired in this run; --only-if re-checks its status in the same write.
+    Before any write the pre-flight checks the table's stream, the trigger and its
+    state, and that the trigger's FilterCriteria pass the MODIFY record; --force
+    overrides.
 
     Outcomes: refired, missing, skipped (--only-if no longer holds), failed. Exit 0
     when every id was refired or skipped, 3 if any was missing or failed, 5 when
@@ -138,6 +148,10 @@ def refire_cmd(
 
       streamq refire --status failed --older-than 1h --where 'last_error~429' --rate 5
 
+      streamq refire --due --yes                     # from cron: what is due now
+
+      streamq refire --status dead --where 'last_error~550' --dry-run
+
       streamq refire --id '{"tenant": "acme", "seq": 17}' --only-if failed --yes
 
       streamq refire --ids-from ids.txt --journal run.jsonl --yes -o jsonl
@@ -149,8 +163,12 @@ def refire_cmd(
     from ..render import refire as view
 
     has_ids = bool(ids) or ids_from is not None
+    if due and status:
+        raise BadInput("--due selects --status due: drop --status")
+    if due:
+        status = ["due"]
     has_filters = bool(status or older_than or where or limit)
-    mode = only_if.value if only_if is not None else None
+    mode = only_if.value if only_if is not None else ("due" if due else None)
     lib.check_selection(ids=has_ids, filters=has_filters, resume=resume, journal=journal,
                         only_if=mode)
     fmt = output.value if output is not None else "summary"

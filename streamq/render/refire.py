@@ -26,6 +26,7 @@ def plan_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
         ("trigger", plan["trigger"]),
         ("filter", plan["filter"]),
         ("only if", plan["only_if"]),
+        *([("retry policy", plan["retry_policy"])] if plan.get("retry_policy") else []),
         ("rate", "unlimited" if not rate else f"{rate:g}/s"
          + (f" (about {_secs(plan['records'] / rate)})" if plan["records"] else "")),
         ("concurrency", str(plan["concurrency"])),
