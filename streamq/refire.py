@@ -303,7 +303,7 @@ class Preflight:
 def inspect_trigger(aws: Aws, info: TableInfo, settings: Settings, *,
                     uuid: str | None = None) -> Preflight:
     """Stream enabled, trigger found and its state. Problems refuse unless ``--force``."""
-    from .trigger import filter_patterns, find_trigger, function_name_of
+    from .trigger import filter_hidden, filter_patterns, find_trigger, function_name_of, get_mapping
 
     pf = Preflight(stream_enabled=bool(info.stream_enabled and info.stream_arn))
     if not pf.stream_enabled:
@@ -316,6 +316,11 @@ def inspect_trigger(aws: Aws, info: TableInfo, settings: Settings, *,
         pf.trigger_error = exc.message
         pf.problems.append(f"{exc.message}: nothing would process the refired records")
         return pf
+    # ListEventSourceMappings returns an encrypted filter as null; GetEventSourceMapping
+    # returns it in plain text to a caller with kms:Decrypt, or FilterCriteriaError
+    # (botocore's lambda model). Read the mapping with Get, and never take a filter that
+    # did not come back for "no filter".
+    mapping = get_mapping(aws, str(mapping["UUID"]))
     pf.trigger = mapping
     pf.function = function_name_of(mapping.get("FunctionArn", "?"))
     pf.state = str(mapping.get("State", "?"))
@@ -324,6 +329,11 @@ def inspect_trigger(aws: Aws, info: TableInfo, settings: Settings, *,
             f"the trigger ({pf.function}) is {pf.state}: refired records wait in the stream "
             "until it is enabled, and leave it after at most 24 h")
     pf.patterns = filter_patterns(mapping)
+    hidden = filter_hidden(mapping)
+    if hidden:
+        pf.filter_error = f"the filter is {hidden}"
+        pf.problems.append(f"cannot evaluate the trigger's filter, which may drop every "
+                           f"refire: it is {hidden}")
     return pf
 
 

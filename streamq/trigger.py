@@ -129,9 +129,34 @@ def _wire(av: AV) -> Any:
     return {kind: value}
 
 
-def filter_patterns(mapping: dict[str, Any]) -> list[str]:
+def filter_patterns(mapping: Mapping[str, Any]) -> list[str]:
     return [f.get("Pattern", "") for f in
             (mapping.get("FilterCriteria") or {}).get("Filters", []) or []]
+
+
+def filter_hidden(mapping: Mapping[str, Any]) -> str | None:
+    """Why the mapping's filter cannot be read (a phrase: "encrypted with KMS key K, and
+    AWS did not return it (...)"), or None when what came back is the filter.
+
+    A filter encrypted with a customer KMS key (``KMSKeyArn``) comes back as null from
+    ListEventSourceMappings, and from GetEventSourceMapping in plain text only to a caller
+    with kms:Decrypt on that key; otherwise ``FilterCriteriaError`` says why (botocore's
+    lambda model, ``EventSourceMappingConfiguration``: ``FilterCriteria``, ``KMSKeyArn``,
+    ``FilterCriteriaError`` {``ErrorCode``, ``Message``}). So with ``KMSKeyArn`` or
+    ``FilterCriteriaError`` set and no plain-text pattern, "no filter" is unknown, never
+    "none"."""
+    error = mapping.get("FilterCriteriaError") or {}
+    key = mapping.get("KMSKeyArn")
+    if not (key or error) or filter_patterns(mapping):
+        return None
+    why = f"encrypted with KMS key {key}" if key else "encrypted"
+    if error:
+        code = error.get("ErrorCode") or "FilterCriteriaError"
+        message = error.get("Message") or ""
+        return (f"{why}, and AWS did not return it ({code}"
+                + (f": {message}" if message else "") + ")")
+    return (f"{why}, and AWS did not return it in plain text (reading it needs kms:Decrypt "
+            "on the key)")
 
 
 def refire_verdict(mapping: dict[str, Any], info: TableInfo, settings: Settings,
@@ -182,9 +207,11 @@ DEFAULTS: dict[str, Any] = {
     "BisectBatchOnFunctionError": False,
     "ParallelizationFactor": 1,
     "FilterCriteria": {"Filters": []},
+    "KMSKeyArn": None,
     "DestinationConfig": {},
     "FunctionResponseTypes": [],
     "TumblingWindowInSeconds": 0,
+    "MetricsConfig": {"Metrics": []},
     "Enabled": True,
 }
 SETTABLE: tuple[str, ...] = tuple(DEFAULTS)
@@ -221,8 +248,17 @@ FLAG_OF: dict[str, str] = {
     "DestinationConfig": "--on-failure",
     "FunctionResponseTypes": "--report-batch-item-failures",
     "TumblingWindowInSeconds": "--tumbling-window",
+    "MetricsConfig": "--metrics",
     "Enabled": "--enable/--disable",
 }
+#: EventSourceMappingMetricsConfig.Metrics (botocore's lambda model, enum
+#: EventSourceMappingMetric: EventCount, ErrorCount, KafkaMetrics). ErrorCount and
+#: KafkaMetrics are for Amazon MSK and self-managed Kafka only, so a DynamoDB stream
+#: takes EventCount or nothing.
+STREAM_METRICS: tuple[str, ...] = ("EventCount",)
+KAFKA_ONLY_METRICS: tuple[str, ...] = ("ErrorCount", "KafkaMetrics")
+#: The read view's FilterCriteria when it cannot be read (see filter_hidden).
+HIDDEN_FILTER_TEXT = "unknown: encrypted, not returned (see filter-encrypted)"
 STREAM_RETENTION_SECONDS = 86400
 #: botocore's lambda model, shape DestinationArn: "max": 350.
 MAX_DESTINATION_ARN = 350
@@ -251,13 +287,25 @@ def enabled_of(mapping: Mapping[str, Any]) -> bool:
     return mapping.get("State") not in ("Disabled", "Disabling")
 
 
+def _metrics_of(value: Any) -> dict[str, Any]:
+    metrics = (value or {}).get("Metrics") or [] if isinstance(value, dict) else []
+    return {"Metrics": sorted({str(m) for m in metrics})}
+
+
 def current_config(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """Every settable field, normalized, with AWS's default for what is unset."""
+    """Every settable field, normalized, with AWS's default for what is unset.
+
+    ``FilterCriteria`` is None when the filter is encrypted and was not returned
+    (:func:`filter_hidden`): unknown, not "no filter"."""
     cfg: dict[str, Any] = {}
     for name, default in DEFAULTS.items():
         value = mapping.get(name)
         if name == "FilterCriteria":
-            cfg[name] = _filters_of(value)
+            cfg[name] = None if filter_hidden(mapping) else _filters_of(value)
+        elif name == "KMSKeyArn":
+            cfg[name] = str(value) if value else None
+        elif name == "MetricsConfig":
+            cfg[name] = _metrics_of(value)
         elif name == "DestinationConfig":
             cfg[name] = _destination_of(value)
         elif name == "FunctionResponseTypes":
@@ -270,12 +318,16 @@ def current_config(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def unset_fields(mapping: Mapping[str, Any]) -> set[str]:
-    """Fields the mapping does not report (so AWS's default applies)."""
-    return {n for n in SETTABLE if n != "Enabled" and mapping.get(n) is None}
+    """Fields the mapping does not report (so AWS's default applies). A filter that was
+    not returned because it is encrypted is not unset: it is unknown."""
+    hidden = {"FilterCriteria"} if filter_hidden(mapping) else set()
+    return {n for n in SETTABLE
+            if n != "Enabled" and mapping.get(n) is None and n not in hidden}
 
 
 def patterns_of(cfg: Mapping[str, Any]) -> list[str]:
-    return [f["Pattern"] for f in cfg["FilterCriteria"]["Filters"]]
+    """The patterns of a normalized config ([] when the filter is unknown)."""
+    return [f["Pattern"] for f in (cfg["FilterCriteria"] or {"Filters": []})["Filters"]]
 
 
 def destination_arn(cfg: Mapping[str, Any]) -> str | None:
@@ -288,8 +340,14 @@ def display_value(field: str, value: Any) -> str:
     from .durations import humanize
 
     if field == "FilterCriteria":
+        if value is None:
+            return HIDDEN_FILTER_TEXT
         pats = [f["Pattern"] for f in value["Filters"]]
         return " | ".join(pats) if pats else "none (every record)"
+    if field == "KMSKeyArn":
+        return str(value) if value else "none"
+    if field == "MetricsConfig":
+        return ", ".join(value.get("Metrics") or []) or "none"
     if field == "DestinationConfig":
         return str(value.get("OnFailure", {}).get("Destination") or "none")
     if field == "FunctionResponseTypes":
@@ -417,6 +475,34 @@ def validate_config(values: Mapping[str, Any], where: str = "configuration") -> 
                 out[field] = {"OnFailure": {"Destination": arn}}
             else:
                 out[field] = {}
+        elif field == "MetricsConfig":
+            if value is None:
+                value = {"Metrics": []}
+            if not isinstance(value, dict) or set(value) - {"Metrics"} or not isinstance(
+                    value.get("Metrics", []), list):
+                raise BadInput(f'{here}: MetricsConfig must be {{"Metrics": ["EventCount"]}} '
+                               'or {"Metrics": []}')
+            metrics = value.get("Metrics", [])
+            for m in metrics:
+                if m in KAFKA_ONLY_METRICS:
+                    raise BadInput(f"{here}: the {m} metric applies to Kafka event sources "
+                                   "only; a DynamoDB stream trigger takes EventCount")
+                if m not in STREAM_METRICS:
+                    raise BadInput(f"{here}: unknown metric {_json.dumps(m)} (a DynamoDB "
+                                   "stream trigger takes EventCount)")
+            out[field] = {"Metrics": sorted(set(metrics))}
+        elif field == "KMSKeyArn":
+            if value in (None, ""):
+                out[field] = None
+                continue
+            if not isinstance(value, str):
+                raise BadInput(f"{here}: KMSKeyArn must be a KMS key ARN string or null")
+            m = _ARN.match(value)
+            if not m or m.group(2) != "kms" or not m.group(3) or not m.group(4) \
+                    or not m.group(5).startswith("key/"):
+                raise BadInput(f"{here}: {value!r} is not a KMS key ARN "
+                               "(arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)")
+            out[field] = value
         elif field == "FunctionResponseTypes":
             if value is None:
                 value = []
@@ -474,7 +560,7 @@ def changes_from_flags(
     event_filter: str | None = None, filter_patterns: list[str] | None = None,
     no_filter: bool = False, on_failure: str | None = None,
     report_batch_item_failures: bool | None = None, tumbling_window: str | None = None,
-    enabled: bool | None = None,
+    enabled: bool | None = None, metrics: str | None = None,
 ) -> dict[str, Any]:
     """The change flags, parsed and validated (BadInput, exit 2): only the fields asked."""
     from .filters import event_name_pattern
@@ -524,6 +610,11 @@ def changes_from_flags(
             tumbling_window, "--tumbling-window", infinite=False)
     if enabled is not None:
         asked["Enabled"] = enabled
+    if metrics is not None:
+        switch = metrics.strip().lower()
+        if switch not in ("on", "off"):
+            raise BadInput(f"invalid --metrics {metrics!r}: use on or off")
+        asked["MetricsConfig"] = {"Metrics": list(STREAM_METRICS) if switch == "on" else []}
     return validate_config(asked, "flags")
 
 
@@ -531,11 +622,18 @@ def changes_from_flags(
 
 
 def export_doc(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``--export`` format: identifiers plus every settable field (defaults filled)."""
+    """The ``--export`` format: identifiers plus every settable field (defaults filled).
+
+    A filter that was not returned (encrypted, :func:`filter_hidden`) is left out, so
+    applying the document (or a backup) leaves the filter as it is: writing "no filter"
+    would clear it."""
     doc: dict[str, Any] = {"Format": EXPORT_FORMAT}
     for name in IDENTIFIERS:
         doc[name] = mapping.get(name)
-    doc.update(current_config(mapping))
+    cfg = current_config(mapping)
+    if cfg["FilterCriteria"] is None:
+        del cfg["FilterCriteria"]
+    doc.update(cfg)
     return doc
 
 
@@ -637,12 +735,16 @@ def diff(current: Mapping[str, Any], asked: Mapping[str, Any]) -> list[Change]:
 def update_request(uuid: str, changes: list[Change]) -> dict[str, Any]:
     """UpdateEventSourceMapping arguments for the changed fields only. Clearing uses the
     empty values AWS takes: FilterCriteria {}, DestinationConfig {}, FunctionResponseTypes
-    []."""
+    [], MetricsConfig {"Metrics": []}, KMSKeyArn "" (the model's pattern allows the empty
+    string). A field that did not change is never sent, so an encrypted filter nobody
+    asked to change is left alone."""
     req: dict[str, Any] = {"UUID": uuid}
     for ch in changes:
         value = ch.new
         if ch.field == "FilterCriteria" and not value["Filters"]:
             value = {}
+        if ch.field == "KMSKeyArn" and not value:
+            value = ""  # the model's KMSKeyArn pattern allows "": no customer key
         req[ch.field] = value
     return req
 
@@ -675,8 +777,10 @@ def simulate_insert_event(info: TableInfo) -> dict[str, Any]:
             "eventSourceARN": info.stream_arn or ""}
 
 
-def lint_config(cfg: Mapping[str, Any], info: TableInfo, settings: Settings) -> list[Lint]:
-    """Warnings about a (resulting) trigger configuration."""
+def lint_config(cfg: Mapping[str, Any], info: TableInfo, settings: Settings, *,
+                filter_unreadable: str | None = None) -> list[Lint]:
+    """Warnings about a (resulting) trigger configuration. ``filter_unreadable``: why the
+    filter was not returned (:func:`filter_hidden`), when cfg's FilterCriteria is None."""
     from .filters import (
         DEFAULT_MAX_FILTERS,
         MAX_FILTERS_WITH_QUOTA,
@@ -705,6 +809,15 @@ def lint_config(cfg: Mapping[str, Any], info: TableInfo, settings: Settings) -> 
                         f"BisectBatchOnFunctionError is off with BatchSize {cfg['BatchSize']}: "
                         "one bad record fails (and retries) its whole batch; --bisect splits "
                         "the batch to isolate it"))
+    if cfg["FilterCriteria"] is None:
+        key = cfg.get("KMSKeyArn")
+        unreadable = filter_unreadable or (
+            (f"encrypted with KMS key {key}" if key else "encrypted")
+            + ", and AWS did not return it in plain text (reading it needs kms:Decrypt on "
+            "the key)")
+        out.append(Lint("filter-encrypted", "warning",
+                        f"the filter is {unreadable}: streamq cannot check that it passes refires "
+                        "(refire refuses without --force), and never treats it as no filter"))
     patterns = patterns_of(cfg)
     if len(patterns) > DEFAULT_MAX_FILTERS:
         out.append(Lint("filters-over-default-quota", "warning",
@@ -764,9 +877,12 @@ def describe_trigger(mapping: Mapping[str, Any], info: TableInfo,
         "EventSourceArn": mapping.get("EventSourceArn"),
         "StartingPosition": mapping.get("StartingPosition"),
         **{f: mapping.get(f) for f in STATUS_FIELDS},
+        "FilterCriteriaError": mapping.get("FilterCriteriaError"),
+        "filter_unreadable": filter_hidden(mapping),
         "settings": settings_rows,
         "config": export_doc(mapping),
-        "lints": [x.to_json() for x in lint_config(cfg, info, settings)],
+        "lints": [x.to_json() for x in lint_config(
+            cfg, info, settings, filter_unreadable=filter_hidden(mapping))],
     }
 
 
@@ -833,6 +949,8 @@ def verify(after: Mapping[str, Any], changes: list[Change]) -> None:
     for ch in changes:
         if ch.field == "Enabled" and not settled:
             continue  # Updating says nothing about Enabled yet
+        if ch.field == "FilterCriteria" and got[ch.field] is None:
+            continue  # encrypted and not returned: unverifiable (the caller says so)
         if got[ch.field] != ch.new:
             raise AwsError(f"verification failed: {ch.field} reads back as "
                            f"{display_value(ch.field, got[ch.field])}, not "

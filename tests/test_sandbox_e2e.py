@@ -268,7 +268,7 @@ def test_insert_only_filter_refuses_refire_and_drops_the_modify(sbx: dict[str, A
     failed = {k for k, it in outbox(sbx).items() if "last_error" in it}
     assert failed, "needs failed records from the main-job test"
     key = sorted(failed)[0]
-    res = cli("--sandbox", "config-trigger", "--filter", "insert", "--yes")
+    res = cli("--sandbox", "config-trigger", "--filter", "insert", "--yes", "--force")
     assert res.code == 0, res.err
     try:
         wait_for("the poller to read the new filter", lambda: len(

@@ -124,6 +124,7 @@ ROUND_TRIPS: list[tuple[list[str], str, Any]] = [
     (["--report-batch-item-failures"], "FunctionResponseTypes", ["ReportBatchItemFailures"]),
     (["--tumbling-window", "15m"], "TumblingWindowInSeconds", 900),
     (["--disable"], "State", "Disabled"),
+    (["--metrics", "on"], "MetricsConfig", {"Metrics": ["EventCount"]}),
 ]
 
 
@@ -207,6 +208,7 @@ BAD: list[list[str]] = [
     ["--starting-position", "LATEST"],
     ["--export", "--batch-size", "5"],
     ["--force"],
+    ["--metrics", "maybe"], ["--metrics", ""],
     ["--wait-timeout", "soon", "--batch-size", "5"],
 ]
 
@@ -237,7 +239,71 @@ def test_starting_position_says_what_to_do(cli: CliRunner) -> None:
     assert "cannot be changed" in r.err and "create a new mapping" in r.err
 
 
+def test_metrics_and_kms_key_are_shown_exported_and_applied(cli: CliRunner, endpoint: str,
+                                                             ddb: Any) -> None:
+    # MetricsConfig and KMSKeyArn apply to a DynamoDB stream trigger (botocore's lambda
+    # model: UpdateEventSourceMappingRequest has both; EventSourceMappingMetric
+    # EventCount; ErrorCount/KafkaMetrics are for Kafka sources).
+    create_table(ddb, TABLE)
+    key = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-111122223333"
+    t = create_trigger(endpoint, TABLE, function="mail-sender", KMSKeyArn=key)
+    rows = {x["field"]: x for x in run(cli, "-o", "json").json()["settings"]}
+    assert rows["KMSKeyArn"]["value"] == key and not rows["KMSKeyArn"]["default"]
+    assert rows["MetricsConfig"]["value"] == {"Metrics": []}
+    assert rows["MetricsConfig"]["default"] and rows["MetricsConfig"]["display"] == "none"
+    table = run(cli, "-o", "table").out
+    assert "MetricsConfig" in table and "KMSKeyArn" in table and key in table
+    r = run(cli, "--metrics", "on", "--yes")
+    assert r.code == 0, r.err
+    assert esm(endpoint, t["UUID"])["MetricsConfig"] == {"Metrics": ["EventCount"]}
+    doc = run(cli, "--export").json()
+    assert doc["MetricsConfig"] == {"Metrics": ["EventCount"]} and doc["KMSKeyArn"] == key
+    # the export is the --from-file format: it applies, and its values are checked
+    doc["MetricsConfig"] = {"Metrics": []}
+    r = run(cli, "--from-file", "-", "--yes", input=json.dumps(doc))
+    assert r.code == 0, r.err
+    assert esm(endpoint, t["UUID"])["MetricsConfig"] == {"Metrics": []}
+    for bad, needle in (({"Metrics": ["ErrorCount"]}, "Kafka"),
+                        ({"Metrics": ["Latency"]}, "unknown metric"),
+                        (["EventCount"], "MetricsConfig must be")):
+        r = run(cli, "--from-file", "-", "--yes", input=json.dumps({"MetricsConfig": bad}))
+        assert r.code == 2 and needle in r.err, (bad, r.err)
+    r = run(cli, "--from-file", "-", "--yes", input=json.dumps({"KMSKeyArn": "alias/x"}))
+    assert r.code == 2 and "KMS key ARN" in r.err
+    r = run(cli, "--metrics", "off", "--yes")
+    assert r.code == 0 and "nothing to change" in r.err
+
+
 # ------------------------------------------------------------ dry run, refusal, output
+
+
+def test_error_lint_refuses_the_change_unless_forced(cli: CliRunner, endpoint: str,
+                                                     trig: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    # An INSERT-only filter drops every refire (error[filter-drops-refire]): refused with
+    # exit 5 although --yes was given, naming the lint; nothing sent, no backup.
+    before = esm(endpoint, trig["UUID"])
+    for output in ("json", "table"):
+        r = run(cli, "--filter", "insert", "--yes", "-o", output)
+        assert r.code == 5, r.err
+        assert "filter-drops-refire" in r.err and "--force" in r.err
+        assert r.err.count("streamq: error:") == 1
+    assert esm(endpoint, trig["UUID"]) == before
+    assert backups(tmp_path) == []
+    # a dry run says so, and exits 0
+    r = run(cli, "--filter", "insert", "--dry-run", "-o", "table")
+    assert r.code == 0 and "would be refused" in r.err and "filter-drops-refire" in r.err
+    # warnings alone do not block
+    assert run(cli, "--batch-size", "50", "--yes").code == 0
+    r = run(cli, "--filter", "insert", "--yes", "--force")
+    assert r.code == 0, r.err
+    assert esm(endpoint, trig["UUID"])["FilterCriteria"] == {
+        "Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}]}
+    # the same rule for --from-file
+    doc = run(cli, "--export").json()
+    doc["FilterCriteria"] = {"Filters": [{"Pattern": '{"eventName": ["REMOVE"]}'}]}
+    r = run(cli, "--from-file", "-", "--yes", input=json.dumps(doc))
+    assert r.code == 5 and "filter-drops-refire" in r.err
 
 
 def test_dry_run_changes_nothing(cli: CliRunner, endpoint: str, trig: dict[str, Any],
@@ -375,7 +441,7 @@ def test_six_to_ten_filters_apply_with_a_warning(cli: CliRunner, endpoint: str,
                                                 trig: dict[str, Any]) -> None:
     # 5 is the default quota, 10 the most with a quota increase: an exported mapping with
     # 6 filters is applied again (a warning), 11 are refused before any AWS call.
-    patterns = [f'{{"eventName": ["INSERT"], "dynamodb": {{"Keys": {{"id": {{"S": ["k{i}"]}}}}}}}}'
+    patterns = [f'{{"eventName": ["INSERT", "MODIFY"], "awsRegion": ["us-east-{i}"]}}'
                 for i in range(6)]
     doc = run(cli, "--export").json()
     doc["FilterCriteria"] = {"Filters": [{"Pattern": p} for p in patterns]}

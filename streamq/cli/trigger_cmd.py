@@ -63,6 +63,10 @@ def config_trigger_cmd(
     tumbling_window: Annotated[str | None, _opt(
         "--tumbling-window", help="Tumbling window for stateful aggregation, 0-900 s "
         "[AWS default: 0, none].")] = None,
+    metrics: Annotated[str | None, _opt(
+        "--metrics", help="on: the trigger publishes its event-count metrics to "
+        "CloudWatch (MetricsConfig EventCount); off: none [AWS default: off].",
+        metavar="on|off")] = None,
     enable: Annotated[bool | None, _opt(
         "--enable/--disable", help="Resume or pause the trigger (it resumes where it "
         "stopped, within the stream's 24 h).")] = None,
@@ -76,8 +80,9 @@ def config_trigger_cmd(
         "--from-file", help="Apply a configuration saved by --export (or a backup); - reads "
         "stdin.", panel=APPLY)] = None,
     force: Annotated[bool, _opt(
-        "--force", help="Apply a --from-file exported from another table's or function's "
-        "trigger.", panel=APPLY)] = False,
+        "--force", help="Apply a change whose result has an error-level lint (such as a "
+        "filter that drops refires), or a --from-file exported from another trigger.",
+        panel=APPLY)] = False,
     dry_run: Annotated[bool, _opt(
         "--dry-run", help="Show the diff and the lints, change nothing.", panel=APPLY)] = False,
     yes: Annotated[bool, _opt(
@@ -97,13 +102,18 @@ def config_trigger_cmd(
     on-failure destination, or a filter that drops the MODIFY records refire sends.
 
     With change flags: validates every value against AWS's documented ranges (exit 2,
-    nothing sent), shows the diff and the lints of the result, asks (a non-terminal
-    needs --yes), saves the current configuration to a backup file, applies, waits for
-    the State to settle, reads the trigger back and checks it holds what was asked.
+    nothing sent), shows the diff and the lints of the result, refuses a result with an
+    error-level lint unless --force (exit 5, --yes or not), asks (a non-terminal needs
+    --yes), saves the current configuration to a backup file, applies, waits for the
+    State to settle, reads the trigger back and checks it holds what was asked.
+
+    A filter encrypted with a customer KMS key that AWS does not return in plain text
+    (no kms:Decrypt) is shown as unknown, never as "no filter", and left alone unless a
+    filter flag replaces it.
 
     Exit codes: 0 ok (or nothing to change), 1 AWS error or verification failed,
-    2 bad value, 4 no stream or no trigger, 5 refused (no --yes, or --from-file of
-    another trigger without --force).
+    2 bad value, 4 no stream or no trigger, 5 refused (no --yes, an error-level lint,
+    or --from-file of another trigger, without --force).
 
     Examples:
 
@@ -114,6 +124,8 @@ def config_trigger_cmd(
       streamq config-trigger --filter insert,modify --yes
 
       streamq config-trigger --on-failure arn:aws:sqs:eu-west-1:123456789012:dlq --yes
+
+      streamq config-trigger --metrics on --yes
 
       streamq config-trigger --export > trigger.json
 
@@ -136,6 +148,7 @@ def config_trigger_cmd(
         diff,
         display_value,
         export_doc,
+        filter_hidden,
         find_trigger,
         get_mapping,
         lint_config,
@@ -150,15 +163,15 @@ def config_trigger_cmd(
         parallelization=parallelization, event_filter=event_filter,
         filter_patterns=filter_pattern, no_filter=no_filter, on_failure=on_failure,
         report_batch_item_failures=report_batch_item_failures,
-        tumbling_window=tumbling_window, enabled=enable)
+        tumbling_window=tumbling_window, enabled=enable, metrics=metrics)
     if export and (asked or from_file):
         raise BadInput("--export prints the current configuration; it takes no change flag "
                        "and no --from-file")
     if from_file and asked:
         raise BadInput("--from-file applies a whole configuration; combine it with no change "
                        "flag (edit the file instead)")
-    if force and not from_file:
-        raise BadInput("--force only applies to --from-file")
+    if force and not (from_file or asked):
+        raise BadInput("--force goes with change flags or --from-file")
     timeout = parse_duration(wait_timeout, what="--wait-timeout")
     fmt = render.table_or_json(value_of(output))
 
@@ -168,7 +181,11 @@ def config_trigger_cmd(
     # List results may hide an encrypted FilterCriteria; Get shows it.
     mapping = get_mapping(aws, str(found["UUID"]))
 
+    hidden = filter_hidden(mapping)
     if export:
+        if hidden:
+            render.warn(f"the trigger's filter is {hidden}; the export leaves "
+                        "FilterCriteria out, so applying it leaves the filter as it is")
         render.print_json(export_doc(mapping))
         return
     if from_file:
@@ -187,7 +204,8 @@ def config_trigger_cmd(
 
     current = current_config(mapping)
     changes = diff(current, asked)
-    lints = [x.to_json() for x in lint_config({**current, **asked}, info, settings)]
+    lints = [x.to_json() for x in lint_config({**current, **asked}, info, settings,
+                                              filter_unreadable=hidden)]
     result: dict[str, Any] = {"UUID": mapping.get("UUID"),
                               "changes": [c.to_json() for c in changes],
                               "lints": lints, "dry_run": dry_run, "applied": False,
@@ -201,11 +219,19 @@ def config_trigger_cmd(
         view.show_diff([(c.field, display_value(c.field, c.current),
                          display_value(c.field, c.new)) for c in changes])
         view.show_lints(lints, title="after this change:")
+    blocking = [x for x in lints if x["severity"] == "error"]
     if dry_run:
+        if blocking and not force:
+            render.info(f"without --force this change would be refused: "
+                        f"{_lint_names(blocking)}")
         render.info("dry run: nothing changed")
         if fmt == "json":
             render.print_json(result)
         return
+    if blocking and not force:
+        first = blocking[0]
+        raise Refused(f"not applied: the result has {_lint_names(blocking)}: "
+                      f"{first['message']} (--force applies it anyway)")
     check_settled(mapping)
     if not yes:
         if not render.is_tty(sys.stdin):
@@ -222,11 +248,19 @@ def config_trigger_cmd(
     render.info(f"restore it with: streamq --table {info.name} config-trigger "
                 f"--from-file {backup}")
     after = apply_changes(aws, mapping, changes, wait=wait, timeout=timeout)
+    unreadable = filter_hidden(after)
+    if unreadable and any(c.field == "FilterCriteria" for c in changes):
+        render.warn(f"the new filter was sent but cannot be read back to check it: it is "
+                    f"{unreadable}")
     render.info(f"applied {len(changes)} change(s); the trigger reads back as asked "
                 f"(State {after.get('State')})")
     result.update(applied=True, backup=str(backup), config=export_doc(after))
     if fmt == "json":
         render.print_json(result)
+
+
+def _lint_names(lints: list[dict[str, str]]) -> str:
+    return ", ".join(f"{x['severity']}[{x['code']}]" for x in lints)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,8 @@ Lambda service does, from the mapping's *current* settings (re-read every poll, 
 * sends records it gives up on to the ``DestinationConfig.OnFailure`` SQS queue as the
   documented invocation record (``DDBStreamBatchInfo``: a pointer, no data);
 * does nothing while the mapping is disabled (``State`` other than ``Enabled``); the
-  checkpoint stays, so records written meanwhile are processed once it is enabled.
+  checkpoint stays, so records written meanwhile are processed once it is enabled;
+  likewise while its filter is encrypted and unreadable (``FilterCriteriaError``).
 """
 
 from __future__ import annotations
@@ -177,6 +178,11 @@ class Poller:
             self.counters.state = "disabled" if mapping.get("State") == "Disabled" else str(
                 mapping.get("State"))
             return False
+        if mapping.get("FilterCriteriaError"):
+            # Its filter is encrypted and cannot be decrypted (the KMS key is disabled or
+            # gone): which records it passes is unknown, so nothing is delivered.
+            self.counters.state = "filter unreadable"
+            return False
         self.counters.state = "polling"
         self._refresh_shards(mapping)
         for shard_id in self._order:
@@ -209,7 +215,10 @@ class Poller:
             return None
         self._uuid = str(found[0]["UUID"])
         self.counters.mapping_uuid = self._uuid
-        return dict(found[0])
+        # List hides an encrypted filter (null); Get shows it (or FilterCriteriaError).
+        with aws_errors():
+            got: dict[str, Any] = client.get_event_source_mapping(UUID=self._uuid)
+        return got
 
     def _check_stream_replaced(self) -> None:
         """The table (or its stream) was recreated: start over on the new stream. A

@@ -14,6 +14,19 @@ behave like AWS:
   record for that operation" (DynamoDB Developer Guide, "Change data capture for
   DynamoDB Streams", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
   Streams.html). The patch drops such records.
+* A trigger's filter encrypted with a customer KMS key (``KMSKeyArn``): moto returns it in
+  plain text everywhere. AWS returns ``FilterCriteria`` as null from
+  ListEventSourceMappings, and in plain text from GetEventSourceMapping only when it can
+  be decrypted (botocore's lambda model, ``EventSourceMappingConfiguration``:
+  ``FilterCriteria`` "shows up as null in the response of ListEventSourceMapping API
+  calls. You can view this field in plaintext in the response of GetEventSourceMapping
+  and DeleteEventSourceMapping calls if you have kms:Decrypt permissions";
+  ``FilterCriteriaError``: "details about an error related to filter criteria
+  encryption", ``ErrorCode`` "The KMS exception that resulted from filter criteria
+  encryption or decryption"). The patch hides the filter from List, and from the other
+  calls when the key cannot be used (moto's KMS has no such key, or it is disabled or
+  pending deletion: disable the key to see the state a caller without kms:Decrypt
+  sees), answering ``FilterCriteriaError`` instead.
 
 Run as ``python -m streamq.sandbox.server [--port N]``: prints ``PORT <n>`` on
 stdout once it listens (``--port 0`` picks a free port).
@@ -28,15 +41,29 @@ from typing import Any
 
 
 def patch_moto() -> None:
+    """Apply every patch (idempotent)."""
+    _patch_no_invoke()
+    _patch_noop_writes()
+    _patch_encrypted_filters()
+
+
+def _patched(func: Any) -> bool:
+    return bool(getattr(func, "_streamq_patched", False))
+
+
+def _patch_no_invoke() -> None:
     import moto.awslambda.models as lm
-    import moto.dynamodb.models.table as dt
 
     def _no_invoke(self: Any, *args: Any, **kwargs: Any) -> None:
         return None
 
     lm.LambdaBackend.send_dynamodb_items = _no_invoke  # type: ignore[method-assign,assignment]
 
-    if not getattr(dt.StreamShard.add, "_streamq_patched", False):
+
+def _patch_noop_writes() -> None:
+    import moto.dynamodb.models.table as dt
+
+    if not _patched(dt.StreamShard.add):
         record = dt.StreamShard.add
 
         def _add_if_changed(self: Any, old: Any, new: Any) -> None:
@@ -48,6 +75,67 @@ def patch_moto() -> None:
 
         _add_if_changed._streamq_patched = True  # type: ignore[attr-defined]
         dt.StreamShard.add = _add_if_changed  # type: ignore[method-assign]
+
+
+def kms_key_problem(key_arn: str) -> tuple[str, str] | None:
+    """Why Lambda could not use ``key_arn`` to decrypt a filter in this moto, as
+    (ErrorCode, Message), or None when the key is usable."""
+    from moto.kms.models import kms_backends
+
+    parts = key_arn.split(":")
+    if len(parts) < 6 or parts[2] != "kms":
+        return ("KMSNotFoundException", f"{key_arn} is not a KMS key ARN")
+    region, account = parts[3], parts[4]
+    try:
+        key = kms_backends[account][region].describe_key(key_arn)
+    except Exception:  # moto raises KeyError or its own NotFound for an unknown key
+        return ("KMSNotFoundException",
+                "Lambda couldn't decrypt the filter criteria: the KMS key was not found")
+    state = getattr(key, "key_state", "Enabled")
+    if state == "Disabled":
+        return ("KMSDisabledException",
+                "Lambda couldn't decrypt the filter criteria: the KMS key is disabled")
+    if state != "Enabled":
+        return ("KMSInvalidStateException",
+                f"Lambda couldn't decrypt the filter criteria: the KMS key is {state}")
+    return None
+
+
+def _patch_encrypted_filters() -> None:
+    import json
+
+    import moto.awslambda.models as lm
+    import moto.awslambda.responses as lr
+
+    if not _patched(lm.EventSourceMapping.get_configuration):
+        configuration = lm.EventSourceMapping.get_configuration
+
+        def _get_configuration(self: Any) -> dict[str, Any]:
+            cfg: dict[str, Any] = configuration(self)
+            key = cfg.get("KMSKeyArn")
+            if key and cfg.get("FilterCriteria"):
+                problem = kms_key_problem(str(key))
+                if problem is not None:
+                    cfg.pop("FilterCriteria", None)
+                    cfg["FilterCriteriaError"] = {"ErrorCode": problem[0],
+                                                  "Message": problem[1]}
+            return cfg
+
+        _get_configuration._streamq_patched = True  # type: ignore[attr-defined]
+        lm.EventSourceMapping.get_configuration = _get_configuration  # type: ignore[method-assign]
+
+    if not _patched(lr.LambdaResponse.list_event_source_mappings):
+        list_mappings = lr.LambdaResponse.list_event_source_mappings
+
+        def _list(self: Any) -> str:
+            doc = json.loads(list_mappings(self))
+            for cfg in doc.get("EventSourceMappings", []):
+                if cfg.get("KMSKeyArn"):
+                    cfg.pop("FilterCriteria", None)  # null in List when encrypted
+            return json.dumps(doc)
+
+        _list._streamq_patched = True  # type: ignore[attr-defined]
+        lr.LambdaResponse.list_event_source_mappings = _list  # type: ignore[method-assign]
 
 
 def make_server(host: str = "127.0.0.1", port: int = 0) -> Any:
