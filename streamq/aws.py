@@ -78,10 +78,17 @@ class Aws:
                     parameter_validation=False,
                 )
                 with aws_errors():
-                    self._clients[service] = self.session.client(
+                    client = self.session.client(
                         service,  # type: ignore[call-overload]
                         endpoint_url=self.settings.endpoint_url, config=cfg,
                     )
+                if service == "dynamodb":
+                    # Scan/Query pages parsed from the wire, skipping botocore's per-
+                    # attribute walk (signing, retries and errors stay botocore's).
+                    from . import wire
+
+                    wire.install(client)
+                self._clients[service] = client
             return self._clients[service]
 
 
