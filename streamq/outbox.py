@@ -276,13 +276,19 @@ def parse_timestamp(av: AV | None) -> float | None:
     """Epoch seconds from an ISO-8601 string or an epoch seconds/milliseconds number."""
     if not av:
         return None
-    if "N" in av:
-        try:
-            value = float(av["N"])
-        except ValueError:
-            return None
-    elif "S" in av:
+    if "S" in av:
         text = av["S"].strip()
+        # The common case first, without an exception: an ISO date-time ("2026-...").
+        # A number never has "-" after four digits, so this never shadows one.
+        if text[4:5] == "-" and text[:4].isdigit():
+            try:
+                dt = datetime.fromisoformat(text)  # Python 3.11+ reads a trailing Z
+            except ValueError:
+                pass  # 3.10, or another form: the general path below
+            else:
+                if dt.tzinfo is None:
+                    dt = dt.replace(tzinfo=timezone.utc)
+                return dt.timestamp()
         try:
             value = float(text)
         except ValueError:
@@ -293,6 +299,11 @@ def parse_timestamp(av: AV | None) -> float | None:
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=timezone.utc)
             return dt.timestamp()
+    elif "N" in av:
+        try:
+            value = float(av["N"])
+        except ValueError:
+            return None
     else:
         return None
     if not math.isfinite(value):
@@ -321,7 +332,7 @@ def _as_error(av: AV | None) -> str | None:
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     key: Item
     item: Item
@@ -375,29 +386,37 @@ class Classifier:
     scheduler does not fire it again meanwhile, and fires it again if it was lost), or
     the created time when neither is there."""
 
-    def __init__(self, settings: Settings, info: TableInfo, now: float | None = None) -> None:
+    def __init__(self, settings: Settings, info: TableInfo, now: float | None = None, *,
+                 retry: bool = True) -> None:
         self.s = settings
         self.info = info
         self.now = time.time() if now is None else now
         self.policy = settings.retry_policy
+        # Looked up once, not per item (this runs for every item a scan reads).
+        self._keys = info.key_names
+        self._attrs = (settings.created_attr, settings.error_attr, settings.attempts_attr,
+                       settings.refire_count_attr)
+        self._stuck_after = settings.stuck_after
+        #: compute failed records' retry state (False: the selection never reads it)
+        self.retry = retry
 
     def classify(self, item: Item) -> Record:
-        s = self.s
-        created = parse_timestamp(item.get(s.created_attr))
+        created_attr, error_attr, attempts_attr, count_attr = self._attrs
+        created = parse_timestamp(item.get(created_attr))
         age = None if created is None else self.now - created
-        error = _as_error(item.get(s.error_attr))
+        error = _as_error(item.get(error_attr))
         if error is not None:
             status = "failed"
-        elif age is None or age >= s.stuck_after:
+        elif age is None or age >= self._stuck_after:
             status = "stuck"
         else:
             status = "pending"
-        rec = Record(
-            key=key_of(item, self.info), item=item, status=status, age_seconds=age,
-            created_at=created, attempts=_as_int(item.get(s.attempts_attr)), error=error,
-            refire_count=_as_int(item.get(s.refire_count_attr)),
-        )
-        if status == "failed":
+        attempts = item.get(attempts_attr)
+        count = item.get(count_attr)
+        rec = Record({name: item[name] for name in self._keys}, item, status, age, created,
+                     None if attempts is None else _as_int(attempts), error,
+                     None if count is None else _as_int(count))
+        if status == "failed" and self.retry:
             self._retry(rec, item)
         return rec
 
@@ -563,7 +582,12 @@ class Selection:
     index: str | None = None
     segments: int | None = None  # None: chosen from the table size
     segment: tuple[int, int] | None = None  # (i, N): only segment i of N
-    keys_only: bool = False  # project only what classification needs
+    # ids, --count, stats: read only the key, the created time and the error (status and
+    # age), plus what the retry state reads when a retry status is selected or
+    # ``retry_counts`` (stats) asks for it; --where filters run server-side, before the
+    # projection applies.
+    keys_only: bool = False
+    retry_counts: bool = False
     #: called with every record read and classified, selected or not (e.g. a scheduler's
     #: round counts the dead and the waiting while it selects the due)
     observe: Callable[[Record], None] | None = field(default=None, compare=False)
@@ -600,6 +624,13 @@ def parse_segment(text: str) -> tuple[int, int]:
 def auto_segments(info: TableInfo) -> int:
     """One segment per MiB of table (a Scan page is at most 1 MB), 1 to 8."""
     return max(1, min(8, math.ceil(info.size_bytes / 1_048_576)))
+
+
+def needs_retry(sel: Selection) -> bool:
+    """Whether records need their retry state: always for whole records (list's columns,
+    json), for a keys-only read only when a retry status is selected or counted."""
+    return (not sel.keys_only or sel.retry_counts
+            or bool(set(sel.statuses) & set(RETRY_STATUSES)))
 
 
 def _classify_attrs(info: TableInfo, settings: Settings) -> set[str]:
@@ -675,7 +706,9 @@ def plan_scan(info: TableInfo, settings: Settings, sel: Selection) -> ScanPlan:
         params["FilterExpression"] = " AND ".join(filters)
     rehydrate = index is not None and _missing(index, info, _classify_attrs(info, settings))
     if sel.keys_only and not rehydrate:
-        attrs = [*info.key_names, *sorted(_classify_attrs(info, settings) - set(info.key_names))]
+        attrs = [*info.key_names, settings.created_attr, settings.error_attr]
+        if needs_retry(sel):
+            attrs += [settings.attempts_attr, settings.last_attempt_attr, settings.refired_attr]
         params["ProjectionExpression"] = ", ".join(eb.name(a) for a in dict.fromkeys(attrs))
     if eb.names:
         params["ExpressionAttributeNames"] = eb.names
@@ -788,7 +821,7 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
            now: float | None = None) -> Iterator[Record]:
     """Records matching the selection, streamed (stops reading at --limit)."""
     plan = plan_scan(info, settings, sel)
-    classifier = Classifier(settings, info, now)
+    classifier = Classifier(settings, info, now, retry=needs_retry(sel))
     wanted = set(sel.statuses)
     stop = stop or threading.Event()
     items: Iterable[Item] = iter_items(aws, plan, stop=stop, on_page=on_page)

@@ -252,6 +252,7 @@ def stats_cmd(
     from ..outbox import Stats, describe_table, select
 
     sel = build_selection(["all"], None, where, None, segments, segment, index, keys_only=True)
+    sel.retry_counts = True  # stats counts due, waiting and dead
     aws = Aws(settings, max_pool_connections=max(16, sel.segments or 8))
     info = describe_table(aws, settings.require_table())
     _debug_plan(settings, info, sel)
