@@ -54,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
 
 HELP: dict[str, str] = {
     "table": "the outbox table",
-    "function": "the trigger's Lambda function, when the stream has several triggers",
+    "function": "the trigger's Lambda function, when the stream has several triggers "
+                "(NAME, NAME:QUALIFIER or ARN; matched as the full function ARN)",
     "created_attr": "attribute holding the record's creation time (ISO-8601 or epoch s/ms)",
     "error_attr": "attribute holding the last delivery error (present and non-empty = failed)",
     "attempts_attr": "attribute counting delivery attempts",

@@ -41,29 +41,80 @@ def list_mappings(aws: Aws, stream_arn: str) -> list[dict[str, Any]]:
         kwargs["Marker"] = marker
 
 
+#: ``--function`` as Lambda's FunctionName takes it (botocore's lambda model, shape
+#: FunctionName: ``(arn:(aws[a-zA-Z-]*)?:lambda:)?(REGION:)?(\d{12}:)?(function:)?
+#: ([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?``): a name, ``name:qualifier``, a
+#: partial ARN (``ACCOUNT:function:name``) or a full ARN.
+_FUNCTION = _re.compile(
+    r"^(?:arn:(?P<partition>aws[a-zA-Z-]*):lambda:)?"
+    r"(?:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?"
+    r"(?:(?P<kw>function):)?"
+    r"(?P<name>[a-zA-Z0-9_-]{1,64})"
+    r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]{1,128}))?$")
+_STREAM_ARN = _re.compile(r"^arn:(?P<partition>[^:]+):dynamodb:(?P<region>[^:]+):"
+                          r"(?P<account>\d{12}):table/")
+
+
+def function_arn_for(function: str, stream_arn: str) -> str:
+    """The full ARN ``--function`` names, for a trigger on ``stream_arn``.
+
+    What the user leaves out comes from the stream's ARN, that is from the session (the
+    table was described by name in the session's region and account): a bare name is the
+    *unqualified* function there, ``name:prod`` its alias ``prod``, ``name:1`` version 1.
+    A mapping's FunctionArn carries the qualifier it was created with, so matching the
+    full ARN exactly keeps ``alfn:prod`` from ever choosing the mapping of ``alfn:1``."""
+    m = _FUNCTION.match(function.strip())
+    if m is None:
+        raise BadInput(f"invalid --function {function!r}: expected a function name, "
+                       "NAME:QUALIFIER (an alias or version), or a function ARN "
+                       "(arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])")
+    if m.group("partition") is not None and not (m.group("region") and m.group("account")
+                                                 and m.group("kw")):
+        raise BadInput(f"invalid --function {function!r}: a function ARN is "
+                       "arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]")
+    s = _STREAM_ARN.match(stream_arn)
+    here = s.groupdict() if s else {"partition": "aws", "region": "", "account": ""}
+    arn = (f"arn:{m.group('partition') or here['partition']}:lambda:"
+           f"{m.group('region') or here['region']}:{m.group('account') or here['account']}:"
+           f"function:{m.group('name')}")
+    return f"{arn}:{m.group('qualifier')}" if m.group("qualifier") else arn
+
+
 def find_trigger(aws: Aws, info: TableInfo, *, function: str | None = None,
                  uuid: str | None = None) -> dict[str, Any]:
-    """The one ESM on the table's current stream (chosen by function or UUID when several)."""
+    """The one ESM on the table's current stream, chosen by ``function`` (resolved to a
+    full function ARN by :func:`function_arn_for` and matched exactly) and/or ``uuid``
+    when given. NotFound when none matches, BadInput when several do (naming each
+    mapping's function ARN and UUID)."""
     if not info.stream_enabled or not info.stream_arn:
         raise NotFound(f"table {info.name!r} has no stream enabled, so it has no trigger")
-    mappings = list_mappings(aws, info.stream_arn)
-    if uuid:
-        mappings = [m for m in mappings if m.get("UUID") == uuid]
-    if function:
-        want = function_name_of(function)
-        mappings = [m for m in mappings
-                    if function_name_of(m.get("FunctionArn", "")) == want]
+    want = function_arn_for(function, info.stream_arn) if function else None
+    every = list_mappings(aws, info.stream_arn)
+    mappings = [m for m in every
+                if (uuid is None or m.get("UUID") == uuid)
+                and (want is None or m.get("FunctionArn") == want)]
     if not mappings:
-        chosen = " ".join(x for x in (f"function {function}" if function else "",
-                                      f"uuid {uuid}" if uuid else "") if x)
-        raise NotFound(f"no trigger (event source mapping) on the stream of table "
-                       f"{info.name!r}{' for ' + chosen if chosen else ''}")
+        chosen = " and ".join(x for x in (f"function {want}" if want else "",
+                                          f"uuid {uuid}" if uuid else "") if x)
+        msg = (f"no trigger (event source mapping) on the stream of table {info.name!r}"
+               + (f" for {chosen}" if chosen else ""))
+        if want and want.count(":") == 6:
+            msg += (" (a name without a qualifier means the unqualified function; for an "
+                    "alias or a version add :ALIAS or :VERSION)")
+        if every and (want or uuid):
+            msg += f"; the stream's triggers: {describe_mappings(every)}"
+        raise NotFound(msg)
     if len(mappings) > 1:
-        names = ", ".join(f"{function_name_of(m.get('FunctionArn', '?'))} ({m.get('UUID')})"
-                          for m in mappings)
-        raise BadInput(f"the stream of table {info.name!r} has {len(mappings)} triggers: "
-                       f"{names}; choose one with --function or --uuid")
+        what = f"for function {want}" if want else "on its stream"
+        raise BadInput(f"table {info.name!r} has {len(mappings)} triggers {what}: "
+                       f"{describe_mappings(mappings)}; choose one with "
+                       + ("--uuid" if want else "--function or --uuid"))
     return mappings[0]
+
+
+def describe_mappings(mappings: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{m.get('FunctionArn', '?')} (uuid {m.get('UUID')})" for m in mappings)
 
 
 def simulate_refire_event(info: TableInfo, settings: Settings, item: Item | None = None, *,
@@ -676,10 +727,10 @@ def changes_from_file(path: str, mapping: Mapping[str, Any], *,
     if doc.get("EventSourceArn") and file_table != here_table:
         problems.append(f"table {file_table or doc.get('EventSourceArn')!r}, not "
                         f"{here_table!r}")
-    if doc.get("FunctionArn") and function_name_of(str(doc["FunctionArn"])) != \
-            function_name_of(str(mapping.get("FunctionArn", ""))):
-        problems.append(f"function {function_name_of(str(doc['FunctionArn']))!r}, not "
-                        f"{function_name_of(str(mapping.get('FunctionArn', '')))!r}")
+    # The whole function ARN: another qualifier (alfn:prod vs alfn:1), region or account
+    # is another trigger.
+    if doc.get("FunctionArn") and str(doc["FunctionArn"]) != str(mapping.get("FunctionArn")):
+        problems.append(f"function {doc['FunctionArn']}, not {mapping.get('FunctionArn')}")
     if problems:
         msg = f"{path} was exported from another trigger ({'; '.join(problems)})"
         if not force:

@@ -37,7 +37,8 @@ COMMON: dict[str, Any] = {
     "outbox": Annotated[str | None, _opt(
         "--outbox", help="Named [outbox.NAME] section of streamq.toml.")],
     "function": Annotated[str | None, _opt(
-        "--function", help="Trigger's Lambda function (when the stream has several).")],
+        "--function", help="Trigger's Lambda function when the stream has several: NAME "
+        "(unqualified), NAME:ALIAS, NAME:VERSION or its ARN; matched as the full ARN.")],
     "created_attr": Annotated[str | None, _opt(
         "--created-attr", help="Creation-time attribute [default: created_at].")],
     "error_attr": Annotated[str | None, _opt(

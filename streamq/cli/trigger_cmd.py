@@ -207,6 +207,8 @@ def config_trigger_cmd(
     lints = [x.to_json() for x in lint_config({**current, **asked}, info, settings,
                                               filter_unreadable=hidden)]
     result: dict[str, Any] = {"UUID": mapping.get("UUID"),
+                              "FunctionArn": mapping.get("FunctionArn"),
+                              "EventSourceArn": mapping.get("EventSourceArn"),
                               "changes": [c.to_json() for c in changes],
                               "lints": lints, "dry_run": dry_run, "applied": False,
                               "backup": None}
@@ -216,6 +218,8 @@ def config_trigger_cmd(
             render.print_json(result)
         return
     if fmt != "json":
+        view.show_target(str(mapping.get("UUID")), str(mapping.get("FunctionArn")),
+                         info.name)
         view.show_diff([(c.field, display_value(c.field, c.current),
                          display_value(c.field, c.new)) for c in changes])
         view.show_lints(lints, title="after this change:")
@@ -237,7 +241,8 @@ def config_trigger_cmd(
         if not render.is_tty(sys.stdin):
             raise Refused("not applied: stdin is not a terminal; pass --yes to apply "
                           "(or --dry-run to only see the diff)")
-        what = f"Apply {len(changes)} change(s) to the trigger {mapping.get('UUID')}?"
+        what = (f"Apply {len(changes)} change(s) to the trigger {mapping.get('UUID')} "
+                f"({mapping.get('FunctionArn')})?")
         if not render.confirm(what):
             raise Refused("not applied: not confirmed")
 
@@ -252,8 +257,9 @@ def config_trigger_cmd(
     if unreadable and any(c.field == "FilterCriteria" for c in changes):
         render.warn(f"the new filter was sent but cannot be read back to check it: it is "
                     f"{unreadable}")
-    render.info(f"applied {len(changes)} change(s); the trigger reads back as asked "
-                f"(State {after.get('State')})")
+    render.info(f"applied {len(changes)} change(s) to the trigger {mapping.get('UUID')} "
+                f"({mapping.get('FunctionArn')}); it reads back as asked (State "
+                f"{after.get('State')})")
     result.update(applied=True, backup=str(backup), config=export_doc(after))
     if fmt == "json":
         render.print_json(result)

@@ -71,3 +71,13 @@ def show_lints(lints: Sequence[dict[str, str]], out: IO[str] | None = None,
         else:
             stream.write(f"{tag} {lint['message']}\n")
     stream.flush()
+
+
+def show_target(uuid: str, function_arn: str, table: str, out: IO[str] | None = None) -> None:
+    """Which mapping a change applies to, above its diff: UUID and full function ARN
+    (never folded mid-value: a long line wraps as the terminal wraps it)."""
+    from rich.markup import escape
+
+    console = _console(out or sys.stdout)
+    console.print(f"trigger   {escape(uuid)} (table {escape(table)})", soft_wrap=True)
+    console.print(f"function  {escape(function_arn)}", soft_wrap=True)

@@ -27,6 +27,13 @@ behave like AWS:
   calls when the key cannot be used (moto's KMS has no such key, or it is disabled or
   pending deletion: disable the key to see the state a caller without kms:Decrypt
   sees), answering ``FilterCriteriaError`` instead.
+* A trigger created for an alias (``FunctionName`` ``alfn:prod``): moto records the ARN of
+  the version the alias points to (``...:function:alfn:1``). AWS keeps the alias ARN
+  (``...:function:alfn:prod``): a mapping on an alias follows the alias (Lambda DG,
+  "Using Lambda aliases in event sources and permissions policies", using-aliases.html:
+  "If you specify a Lambda function alias in the mapping configuration, you don't need
+  to update the mapping when the function version changes"). The patch keeps the alias
+  in the mapping's FunctionArn, as AWS does.
 
 Run as ``python -m streamq.sandbox.server [--port N]``: prints ``PORT <n>`` on
 stdout once it listens (``--port 0`` picks a free port).
@@ -45,6 +52,7 @@ def patch_moto() -> None:
     _patch_no_invoke()
     _patch_noop_writes()
     _patch_encrypted_filters()
+    _patch_alias_mappings()
 
 
 def _patched(func: Any) -> bool:
@@ -136,6 +144,31 @@ def _patch_encrypted_filters() -> None:
 
         _list._streamq_patched = True  # type: ignore[attr-defined]
         lr.LambdaResponse.list_event_source_mappings = _list  # type: ignore[method-assign]
+
+
+def _patch_alias_mappings() -> None:
+    import re
+
+    import moto.awslambda.models as lm
+
+    if _patched(lm.LambdaBackend.create_event_source_mapping):
+        return
+    create = lm.LambdaBackend.create_event_source_mapping
+    qualified = re.compile(r"^(?:arn:[^:]+:lambda:[^:]+:\d{12}:function:|\d{12}:function:|"
+                           r"function:)?(?P<name>[A-Za-z0-9_-]+):(?P<qualifier>[A-Za-z0-9_$-]+)$")
+
+    def _create(self: Any, spec: dict[str, Any]) -> Any:
+        name = str(spec.get("FunctionName", ""))
+        esm = create(self, spec)
+        m = qualified.match(name)
+        if m and not m.group("qualifier").isdigit() and m.group("qualifier") != "$LATEST":
+            unqualified = esm.function_arn.split(":function:")[0] + ":function:" + m.group(
+                "name")
+            esm.function_arn = f"{unqualified}:{m.group('qualifier')}"
+        return esm
+
+    _create._streamq_patched = True  # type: ignore[attr-defined]
+    lm.LambdaBackend.create_event_source_mapping = _create  # type: ignore[method-assign]
 
 
 def make_server(host: str = "127.0.0.1", port: int = 0) -> Any:
