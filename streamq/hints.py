@@ -19,7 +19,7 @@ from .config import Settings
 
 #: Record-shape settings a hint repeats when they were given as flags.
 ATTRS = ("created_attr", "error_attr", "attempts_attr", "refired_attr", "refire_count_attr",
-         "refire_run_attr", "stuck_after", "function")
+         "refire_run_attr", "last_attempt_attr", "stuck_after", "function")
 #: The attributes a refire writes and reads: a resumed run must use the same ones.
 REFIRE_ATTRS = ("created_attr", "error_attr", "refired_attr", "refire_count_attr",
                 "refire_run_attr")

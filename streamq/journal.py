@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import BadInput, NotFound, Refused
+from .files import open_private, private_dir
 
 try:  # POSIX; elsewhere journals simply are not locked
     import fcntl
@@ -66,20 +67,6 @@ def digest(lines: Iterable[str]) -> str:
         h.update(line.encode("utf-8"))
         h.update(b"\n")
     return "sha256:" + h.hexdigest()
-
-
-def make_private_dirs(path: Path) -> None:
-    """Create the missing directories of ``path`` (0700 each); existing ones are kept."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
 
 
 def _lock(fh: IO[Any], path: Path) -> None:
@@ -230,14 +217,13 @@ class JournalFile:
         head = {"journal": FORMAT, "version": VERSION, **header, "planned": len(lines),
                 "digest": digest(lines)}
         try:
-            make_private_dirs(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            private_dir(path.parent)
+            fh = open_private(path, "x")
         except FileExistsError:
             raise BadInput(f"journal {path} already exists: resume it with --resume {path}, "
                            "or choose another file") from None
         except OSError as exc:
             raise BadInput(f"cannot create journal {path}: {exc.strerror}") from None
-        fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         _lock(fh, path)
         j = cls(fh, path)
         j._write_line(dumps(head), sync=False)
