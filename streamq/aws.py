@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import AwsError, BadInput, NotFound, StreamqError
+from .waits import INFLIGHT, Timeouts
 
 if TYPE_CHECKING:  # pragma: no cover
     import boto3
@@ -32,6 +33,7 @@ class Aws:
         # max_attempts is botocore's: retries after the first try (0: no retries).
         self.max_attempts = (max_attempts if max_attempts is not None
                              else int(env) if env.isdigit() and int(env) > 0 else 5)
+        self.timeouts = Timeouts.from_env()
         self._session: boto3.session.Session | None = None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -63,18 +65,20 @@ class Aws:
     def region(self) -> str | None:
         return self.session.region_name
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, scan: bool = False) -> Any:
+        """The client for ``service``; ``scan``: the one for Scan and Query pages, with
+        the long read timeout (see streamq.waits for the timeouts and why)."""
         with self._lock:
-            if service not in self._clients:
+            name = f"{service}:scan" if scan else service
+            if name not in self._clients:
                 from botocore.config import Config
 
+                read_timeout = self.timeouts.scan if scan else self.timeouts.read
                 cfg = Config(
                     retries={"mode": "standard", "max_attempts": self.max_attempts},
                     max_pool_connections=self.max_pool_connections,
-                    connect_timeout=5,
-                    # A 1 MB Scan page of a large table can take long on a busy or emulated
-                    # endpoint; a short timeout turns slow pages into a retry storm.
-                    read_timeout=120,
+                    connect_timeout=self.timeouts.connect,
+                    read_timeout=read_timeout,
                     parameter_validation=False,
                 )
                 with aws_errors():
@@ -88,8 +92,25 @@ class Aws:
                     from . import wire
 
                     wire.install(client)
-                self._clients[service] = client
-            return self._clients[service]
+                _track(client, read_timeout)
+                self._clients[name] = client
+            return self._clients[name]
+
+
+def _track(client: Any, read_timeout: float) -> None:
+    """Report the client's requests to streamq.waits.INFLIGHT (what the terminal shows
+    while an endpoint does not answer). ``before-send`` handlers must return None (a
+    value would replace the HTTP response)."""
+
+    def begin(request: Any = None, **kwargs: Any) -> None:
+        op = str(kwargs.get("event_name", "")).rsplit(".", 1)[-1] or "request"
+        INFLIGHT.begin(op, read_timeout)
+
+    def end(**kwargs: Any) -> None:
+        INFLIGHT.end()
+
+    client.meta.events.register("before-send", begin)
+    client.meta.events.register("response-received", end)
 
 
 _THROTTLE = {

@@ -733,7 +733,7 @@ ProgressFn = Callable[[int], None]
 def iter_items(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
                on_page: ProgressFn | None = None) -> Iterator[Item]:
     """Every item the plan reads, streamed page by page (parallel segments in threads)."""
-    client = aws.client("dynamodb")
+    client = aws.client("dynamodb", scan=True)
     stop = stop or threading.Event()
     call = client.query if plan.operation == "Query" else client.scan
 

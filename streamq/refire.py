@@ -16,7 +16,8 @@ A refire is one conditional UpdateItem per record::
   same round trip: no item -> ``missing``; our run token -> ``refired`` (earlier in
   this run); otherwise -> ``skipped`` (the record is no longer failed / stuck).
 
-Every id ends in exactly one outcome: refired, missing, skipped or failed.
+Every id ends in exactly one outcome: refired, missing, skipped, failed, or unknown (an
+attempt's answer was lost and the retry found the item deleted: see Toucher.touch).
 
 The whole run, as the CLI drives it::
 
@@ -48,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import hints
+from . import hints, runlock
 from . import journal as jfile
 from .aws import Aws, aws_errors, error_code, is_throttle
 from .config import Settings
@@ -80,9 +81,12 @@ from .outbox import (
     select,
 )
 from .retry import describe as describe_policy
+from .waits import RECORD_DEADLINE
 
-OUTCOMES = ("refired", "missing", "skipped", "failed")
-DONE = frozenset({"refired", "missing", "skipped"})  # never retried by --resume
+#: ``unknown``: an attempt's answer was lost, and the retry found the item deleted (it
+#: may have been refired before that): see Toucher.touch.
+OUTCOMES = ("refired", "missing", "skipped", "failed", "unknown")
+DONE = frozenset({"refired", "missing", "skipped", "unknown"})  # never retried by --resume
 ONLY_IF = ("failed", "stuck", "due", "dead", "selected", "any")
 #: conditions that re-check attribute values as read (see Target.snapshot)
 SNAPSHOT_CONDS = ("due", "dead")
@@ -415,10 +419,11 @@ class Toucher:
     def __init__(self, aws: Aws, info: TableInfo, settings: Settings, run: str,
                  limiter: RateLimiter, stop: threading.Event, *,
                  max_attempts: int = MAX_ATTEMPTS, base_delay: float = 0.05,
-                 max_delay: float = 5.0) -> None:
+                 max_delay: float = 5.0, deadline: float = RECORD_DEADLINE) -> None:
         self.aws, self.info, self.s, self.run = aws, info, settings, run
         self.limiter, self.stop = limiter, stop
         self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
+        self.deadline = deadline
         self.client = aws.client("dynamodb")
         self.classifier = Classifier(settings, info)
         self.attempts = 0
@@ -471,17 +476,37 @@ class Toucher:
         }
 
     def touch(self, t: Target) -> Result | None:
-        """The outcome, or None if stopped before the first attempt (not reached)."""
+        """The outcome, or None if stopped before the first attempt (not reached).
+
+        Retries throttling, 5xx and connection errors (backoff with full jitter, each
+        attempt waiting for a token of the rate) until an answer, ``max_attempts``, or
+        ``deadline`` seconds after the first attempt (no attempt starts after it).
+
+        An attempt whose outcome the client cannot know (a 5xx, a reset or timeout after
+        the request was sent) may have written: "When you receive a status code 500 on a
+        write operation, the operation may have succeeded or failed" (DynamoDB Developer
+        Guide, "Error handling with DynamoDB", HTTP 5xx). The run token makes the retry
+        safe; if the retry then finds the item gone, the outcome is ``unknown`` (it may
+        have been refired, then deleted), not ``missing``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         params = self.request(t)
         transient: tuple[type[BaseException], ...] = (*_transient(), OSError)
         last = ""
+        uncertain = False  # an attempt may have written without our knowing
+        first: float | None = None
+        attempt = 0
         for attempt in range(self.max_attempts):
             if not self.limiter.take(self.stop):
                 if attempt == 0:
                     return None
-                return Result(t.key, "failed", f"interrupted before retry ({last})")
+                return self._gave_up(t, f"interrupted before retry ({last})", uncertain)
+            now = time.monotonic()
+            if first is None:
+                first = now
+            elif now - first >= self.deadline:
+                return self._gave_up(t, f"no answer within the {self.deadline:g}s deadline "
+                                     f"({attempt} attempts): {last}", uncertain)
             with self._lock:
                 self.attempts += 1
                 self.retries += attempt > 0
@@ -491,31 +516,41 @@ class Toucher:
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
                     old = exc.response.get("Item")
-                    return self._why(t, old if isinstance(old, dict) else None)
+                    return self._why(t, old if isinstance(old, dict) else None, uncertain)
                 if error_code(exc) in FATAL_CODES:
                     # Every other write would fail the same way: stop the run, so the
                     # rest stay "not reached" (resumable), not "failed" one by one.
                     self.fatal = self.fatal or _one_line(exc)
                     self.stop.set()
-                    return Result(t.key, "failed", _one_line(exc))
+                    return self._gave_up(t, _one_line(exc), uncertain)
                 if not is_throttle(exc):
-                    return Result(t.key, "failed", _one_line(exc))
+                    return self._gave_up(t, _one_line(exc), uncertain)
+                uncertain = uncertain or _http_status(exc) >= 500
                 last = _one_line(exc)
             except transient as exc:  # connection reset, timeout, ...
+                uncertain = uncertain or not _never_sent(exc)
                 last = _one_line(exc)
             except BotoCoreError as exc:  # e.g. credentials: not worth a retry
                 self.fatal = self.fatal or _one_line(exc)
                 self.stop.set()
-                return Result(t.key, "failed", _one_line(exc))
+                return self._gave_up(t, _one_line(exc), uncertain)
             if attempt + 1 < self.max_attempts:
                 # Exponential backoff with full jitter; the retry also waits for a token.
                 cap = min(self.max_delay, self.base_delay * (2 ** attempt))
                 if self.stop.wait(random.uniform(0, cap)):
-                    return Result(t.key, "failed", f"interrupted before retry ({last})")
-        return Result(t.key, "failed", f"gave up after {self.max_attempts} attempts: {last}")
+                    return self._gave_up(t, f"interrupted before retry ({last})", uncertain)
+        return self._gave_up(t, f"gave up after {attempt + 1} attempts: {last}", uncertain)
 
-    def _why(self, t: Target, old: Item | None) -> Result:
+    def _gave_up(self, t: Target, why: str, uncertain: bool) -> Result:
+        if uncertain:
+            why += ("; an earlier attempt's answer was lost, so it may have been written: "
+                    "--resume settles it (never twice)")
+        return Result(t.key, "failed", why)
+
+    def _why(self, t: Target, old: Item | None, uncertain: bool = False) -> Result:
         if not old:
+            if uncertain:
+                return Result(t.key, "unknown", UNKNOWN_DELETED)
             return Result(t.key, "missing")
         if old.get(self.s.refire_run_attr) == {"S": self.run}:
             return Result(t.key, "refired")  # fired earlier in this run (lost response)
@@ -532,6 +567,26 @@ class Toucher:
             return Result(t.key, "skipped", f"no longer {t.cond}: {', '.join(changed)} "
                           f"changed since it was read{by}")
         return Result(t.key, "skipped", f"no longer {t.cond} (now {status})")
+
+
+UNKNOWN_DELETED = ("an attempt's answer was lost and the item was gone at the retry: that "
+                   "attempt may have refired it before it was deleted (e.g. delivered, then "
+                   "deleted by the handler), or it was deleted first")
+
+
+def _http_status(exc: BaseException) -> int:
+    response = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status if isinstance(status, int) else 0
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Failed before the request left: no connection was made (botocore's
+    ConnectionError family: EndpointConnectionError, ConnectTimeoutError, ...). A reset
+    or a read timeout after sending (HTTPClientError) may follow a write."""
+    from botocore import exceptions as bx
+
+    return isinstance(exc, bx.ConnectionError)
 
 
 #: Errors no retry or other record can fix: they stop the run.
@@ -677,7 +732,7 @@ class Summary:
     @property
     def ok(self) -> bool:
         return (self.counts["missing"] == 0 and self.counts["failed"] == 0
-                and self.not_reached == 0)
+                and self.counts["unknown"] == 0 and self.not_reached == 0)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.counts, "not_reached": self.not_reached, "abandoned": self.abandoned,
@@ -728,7 +783,7 @@ class _Workers:
 
 def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Target], *,
             run: str, rate: float, concurrency: int, stop: threading.Event,
-            abandon: threading.Event | None = None,
+            abandon: threading.Event | None = None, deadline: float = RECORD_DEADLINE,
             settled: Sequence[Result] = (),
             on_result: Callable[[Result], None] | None = None,
             toucher: Toucher | None = None) -> Summary:
@@ -742,7 +797,8 @@ def execute(aws: Aws, info: TableInfo, settings: Settings, targets: Sequence[Tar
     abandon = abandon or threading.Event()
     summary = Summary()
     started = time.monotonic()
-    tch = toucher or Toucher(aws, info, settings, run, RateLimiter(rate), stop)
+    tch = toucher or Toucher(aws, info, settings, run, RateLimiter(rate), stop,
+                             deadline=deadline)
 
     def emit(result: Result) -> None:
         summary.counts[result.outcome] += 1
@@ -850,6 +906,7 @@ class RefirePlan:
     settled: list[Result]  # outcomes known without a write (see presettle)
     rate: float = DEFAULT_RATE
     concurrency: int = DEFAULT_CONCURRENCY
+    deadline: float = RECORD_DEADLINE  # seconds after a record's first attempt
     duplicates: int = 0  # duplicate ids dropped
     already_done: int = 0  # --resume: done in an earlier attempt, not in targets
     known_missing: int | None = None  # absent when read (None: not every target was read)
@@ -893,6 +950,7 @@ class RefirePlan:
             "only_if": self.only_if,
             "rate": self.rate,
             "concurrency": self.concurrency,
+            "deadline": self.deadline,
             "run": self.run,
             "journal": str(self.journal_path or ""),
             "dry_run": self.dry_run,
@@ -924,12 +982,15 @@ class RefirePlan:
             return Interrupted(f"interrupted: {summary.not_reached} record(s) not "
                                f"reached{abandoned}{hint}")
         if not summary.ok:
-            bad = summary.counts["missing"] + summary.counts["failed"]
+            c = summary.counts
+            bad = c["missing"] + c["failed"] + c["unknown"]
             hint = (f"; retry the failed ones with --resume {where} --yes"
-                    if where and summary.counts["failed"] else "")
+                    if where and c["failed"] else "")
+            unknown = (f", unknown {c['unknown']}: deleted after an attempt whose answer "
+                       "was lost" if c["unknown"] else "")
             return PartialFailure(f"{bad} of {summary.total} record(s) not refired "
-                                  f"(missing {summary.counts['missing']}, failed "
-                                  f"{summary.counts['failed']}){hint}")
+                                  f"(missing {c['missing']}, failed {c['failed']}{unknown})"
+                                  f"{hint}")
         return None
 
 
@@ -948,7 +1009,7 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
             resume: Path | None = None, journal: Path | None = None,
             only_if: str | None = None, uuid: str | None = None,
             rate: float = DEFAULT_RATE, concurrency: int = DEFAULT_CONCURRENCY,
-            dry_run: bool = False, force: bool = False,
+            deadline: float = RECORD_DEADLINE, dry_run: bool = False, force: bool = False,
             progress: Callable[[str], AbstractContextManager[Any]] | None = None,
             ) -> RefirePlan:
     """Plan a refire; reads, never writes.
@@ -1012,10 +1073,30 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
                      if all(t.read for t in targets) else None)
     return RefirePlan(settings=settings, info=info, preflight=pf, run=run_token,
                       only_if=mode, targets=targets, todo=todo, settled=settled, rate=rate,
-                      concurrency=concurrency, duplicates=duplicates,
+                      concurrency=concurrency, deadline=deadline, duplicates=duplicates,
                       already_done=already_done, known_missing=known_missing,
                       journal=journal, resume=resume, resume_contents=resume_contents,
                       dry_run=dry_run, force=force)
+
+
+def run_identity(plan: RefirePlan, region: str | None) -> str:
+    """The table's identity for streamq.runlock (endpoint, region, table)."""
+    return runlock.table_id(plan.info.name, plan.settings.region or region,
+                            hints.endpoint_of(plan.settings))
+
+
+def lock_about(plan: RefirePlan) -> dict[str, Any]:
+    """What this run's lock file tells another run about it."""
+    return {"table": plan.info.name, "run": plan.run, "records": len(plan.targets),
+            "journal": str(plan.journal_path) if plan.journal_path else None}
+
+
+def overlap_message(plan: RefirePlan, others: Sequence[dict[str, Any]]) -> str:
+    runs = "; ".join(runlock.describe(o) for o in others)
+    which = "another streamq refire" if len(others) == 1 else f"{len(others)} other refires"
+    return (f"{which} on table {plan.info.name!r} is running on this machine ({runs}): a "
+            "record in both selections is fired once by each run (a run fires a record at "
+            "most once, with its resumes; two runs are two runs)")
 
 
 def writer_aws(settings: Settings, concurrency: int) -> Aws:
@@ -1063,7 +1144,8 @@ def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,
 
         return execute(aws, info, plan.settings, plan.todo, run=plan.run, rate=plan.rate,
                        concurrency=plan.concurrency, stop=stop or threading.Event(),
-                       abandon=abandon, settled=plan.settled, on_result=emit)
+                       abandon=abandon, deadline=plan.deadline, settled=plan.settled,
+                       on_result=emit)
     finally:
         if jrn is not None:
             jrn.close()

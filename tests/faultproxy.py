@@ -116,9 +116,14 @@ class FaultProxy:
     ops: set[str] | None = field(default_factory=lambda: {"UpdateItem"})
     #: Forced faults for the next matching requests, in order (then the mix applies).
     script: list[str] = field(default_factory=list)
+    #: A fault chosen by the test for a request (None: no say), before script and mix.
+    rule: Callable[[Request], str | None] | None = None
     #: Called after a request was forwarded and answered upstream, before the answer
     #: goes back (or is lost): e.g. delete the item to race the client's retry.
     after_forward: Callable[[Request, int, bytes], None] | None = None
+    #: Called just before the client gets a fault (after the upstream write for lose,
+    #: lose500 and stall): e.g. delete the item before the client's retry.
+    on_fault: Callable[[Request, str], None] | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -182,6 +187,8 @@ class FaultProxy:
                 fault: str | None = "outage"
             elif self.ops is not None and req.op not in self.ops:
                 fault = None
+            elif self.rule is not None and (ruled := self.rule(req)) is not None:
+                fault = ruled or None
             elif self.script:
                 fault = self.script.pop(0) or None
             else:
@@ -288,6 +295,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 px.inflight -= 1
 
     def _serve(self, px: FaultProxy, req: Request, fault: str | None) -> None:
+        if fault is not None and px.on_fault is not None and fault not in WRITTEN:
+            px.on_fault(req, fault)
         if fault in ("drop", "outage"):
             self._reset()
             return
@@ -317,6 +326,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if px.after_forward is not None:
             px.after_forward(req, status, data)
+        if fault is not None and px.on_fault is not None:
+            px.on_fault(req, fault)
         if fault == "lose":
             self._reset()
             return

@@ -127,9 +127,14 @@ def outbox_command(func: F) -> F:
 
 
 def run_guarded(func: Callable[..., Any], **kwargs: Any) -> Any:
-    """Ctrl-C inside a command is an :class:`Interrupted` (exit 130), not click's Abort."""
+    """Ctrl-C inside a command is an :class:`Interrupted` (exit 130), not click's Abort.
+    While the command runs, a request the endpoint leaves unanswered for a few seconds is
+    shown on the terminal (streamq.render.waiting)."""
+    from ..render.waiting import watch
+
     try:
-        return func(**kwargs)
+        with watch():
+            return func(**kwargs)
     except KeyboardInterrupt:
         raise Interrupted("interrupted") from None
     except BrokenPipeError:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..config import Settings
+from ..durations import parse_duration
 from ..errors import BadInput, Refused
 from .common import outbox_command
 from .queue_cmds import OlderOpt, RefireStatusOpt, WhereOpt, build_selection
@@ -102,12 +103,20 @@ def refire_cmd(
         "--concurrency", min=1, max=256, help="Requests in flight (16 keeps 10/s and more "
         "flowing through 10-100 ms of latency).", rich_help_panel=SPEED)
     ] = DEFAULT_CONCURRENCY,
+    deadline: Annotated[str, typer.Option(
+        "--deadline", help="Give a record up (failed; --resume retries it) once this long "
+        "has passed since its first attempt, retries included (90s, 2m). Each attempt "
+        "also has its own timeouts (connect 3.1s, read 10s).", rich_help_panel=SPEED)
+    ] = "60s",
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan (and the pre-flight verdict) and write nothing.",
         rich_help_panel=SAFETY)] = False,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask; required when stdin is not a terminal.",
         rich_help_panel=SAFETY)] = False,
+    exclusive: Annotated[bool, typer.Option(
+        "--exclusive", help="Refuse (exit 5) while another refire on the same table runs on "
+        "this machine, instead of warning.", rich_help_panel=SAFETY)] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Go ahead although the pre-flight refuses (no stream, no trigger, "
         "a filter that drops the refire record).", rich_help_panel=SAFETY)] = False,
@@ -136,9 +145,13 @@ def refire_cmd(
     state, and that the trigger's FilterCriteria pass the MODIFY record; --force
     overrides.
 
-    Outcomes: refired, missing, skipped (--only-if no longer holds), failed. Exit 0
-    when every id was refired or skipped, 3 if any was missing or failed, 5 when
-    refused (pre-flight, or no --yes without a terminal), 130 on Ctrl-C.
+    Outcomes: refired, missing, skipped (--only-if no longer holds), failed, unknown
+    (an attempt's answer was lost and the item was deleted before the retry). A run
+    fires a record at most once, with its --resume runs; a second run on the same
+    table is warned about (--exclusive refuses). Exit 0 when every id was refired or
+    skipped, 3 if any was missing, failed or unknown, 5 when refused (pre-flight, no
+    --yes without a terminal, --exclusive), 130 on Ctrl-C or SIGTERM (a second Ctrl-C
+    stops waiting for the writes in flight).
 
     Examples:
 
@@ -172,16 +185,22 @@ def refire_cmd(
     lib.check_selection(ids=has_ids, filters=has_filters, resume=resume, journal=journal,
                         only_if=mode)
     fmt = output.value if output is not None else "summary"
+    deadline_s = parse_duration(deadline, what="--deadline")
+    if deadline_s <= 0:
+        raise BadInput("--deadline must be more than 0s")
     id_lines = _read_id_lines(ids_from) if ids_from is not None else None
     # Parsed by the library once the table is described (errors keep their order).
     selection = (functools.partial(build_selection, status, older_than, where, limit)
                  if has_filters else None)
 
+    from .. import runlock
     from ..aws import Aws
 
-    plan = lib.prepare(Aws(settings), settings, ids=ids or [], id_lines=id_lines,
+    aws = Aws(settings)
+    plan = lib.prepare(aws, settings, ids=ids or [], id_lines=id_lines,
                        selection=selection, resume=resume, journal=journal, only_if=mode,
-                       uuid=uuid, rate=rate, concurrency=concurrency, dry_run=dry_run,
+                       uuid=uuid, rate=rate, concurrency=concurrency, deadline=deadline_s,
+                       dry_run=dry_run,
                        force=force, progress=render.progress)
     pf, refusal = plan.preflight, plan.refusal()
     if dry_run:
@@ -195,6 +214,7 @@ def refire_cmd(
             raise refusal
         for p in pf.problems:
             render.warn(f"{p} (--force given)")
+        _overlap(plan, runlock.running(lib.run_identity(plan, aws.region)), exclusive)
         return
     if refusal is not None:
         view.print_plan(plan.to_json())
@@ -209,16 +229,34 @@ def refire_cmd(
         view.ResultSink(fmt, plan.info).close()
         return
     view.print_plan(plan.to_json())
-    if not yes:
-        if not _stdin_is_tty():
-            raise Refused(f"refusing to refire {len(plan.targets)} record(s) without --yes: "
-                          "stdin is not a terminal, so nobody can confirm (review with "
-                          "--dry-run)")
-        state_text = f"trigger {pf.function} is {pf.state}" if pf.trigger else "no trigger"
-        if not view.confirm(f"Refire {len(plan.targets)} record(s) in {plan.info.name} "
-                            f"({state_text})?"):
-            raise Refused("not confirmed: nothing was written")
-    _run(plan, fmt)
+    with runlock.acquire(lib.run_identity(plan, aws.region), lib.lock_about(plan)) as lock:
+        _overlap(plan, lock.others, exclusive)
+        if not yes:
+            if not _stdin_is_tty():
+                raise Refused(f"refusing to refire {len(plan.targets)} record(s) without "
+                              "--yes: stdin is not a terminal, so nobody can confirm (review "
+                              "with --dry-run)")
+            state_text = (f"trigger {pf.function} is {pf.state}" if pf.trigger else
+                          "no trigger")
+            if not view.confirm(f"Refire {len(plan.targets)} record(s) in {plan.info.name} "
+                                f"({state_text})?"):
+                raise Refused("not confirmed: nothing was written")
+        _run(plan, fmt)
+
+
+def _overlap(plan: RefirePlan, others: list[dict[str, Any]], exclusive: bool) -> None:
+    """Other refires on the same table on this machine: a warning, or with --exclusive
+    a refusal (exit 5)."""
+    from .. import refire as lib
+    from .. import render
+
+    if not others:
+        return
+    text = lib.overlap_message(plan, others)
+    if exclusive:
+        raise Refused(f"refusing to refire: {text}; --exclusive does not overlap another run "
+                      "(wait for it to end, or drop --exclusive)")
+    render.warn(f"{text}; --exclusive refuses instead")
 
 
 @dataclass
@@ -235,6 +273,8 @@ def _ctrl_c_stops() -> Iterator[_Stops]:
     flight finish (each within its timeouts). The second stops waiting for them: their
     outcomes are unknown and ``--resume`` settles them. A third raises KeyboardInterrupt
     wherever the run is. Off the main thread: no handler."""
+    from ..render import waiting
+
     stops = _Stops()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -244,7 +284,11 @@ def _ctrl_c_stops() -> Iterator[_Stops]:
         stops.interrupted.set()
         stops.stop.set()
         if stops.signals == 2:
-            stops.abandon.set()
+            stops.abandon.set()  # the summary says how many were abandoned
+        else:
+            what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            waiting.notice(f"stopping ({what}): no new write starts; the writes in flight "
+                           "finish first (Ctrl-C again to stop waiting for them)")
 
     old: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():

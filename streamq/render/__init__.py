@@ -352,25 +352,47 @@ def show_stats(doc: dict[str, Any], out: IO[str] | None = None) -> None:
 
 
 class Progress:
-    """A scan counter on stderr, only on a terminal; silent otherwise."""
+    """A scan counter on stderr, only on a terminal; silent otherwise. While a request
+    goes unanswered, the line says so (streamq.render.waiting)."""
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.label, self.enabled = label, enabled
         self.count = 0
         self._live: Any = None
         self._spinner: Any = None
+        self._waiting = ""
         self._start = time.monotonic()
 
     def advance(self, n: int) -> None:
         self.count += n
+        self._show()
+
+    def set_waiting(self, text: str) -> None:
+        self._waiting = text
+        self._show()
+
+    def print_line(self, text: str) -> None:
         if self._live is not None:
+            self._live.console.print(text, markup=False, highlight=False)
+        else:
+            info(text)
+
+    def _show(self) -> None:
+        if self._live is None:
+            return
+        if self.count:
             rate = self.count / max(time.monotonic() - self._start, 1e-6)
-            self._spinner.update(text=f"{self.label}: {self.count:,} items ({rate:,.0f}/s)")
+            text = f"{self.label}: {self.count:,} items ({rate:,.0f}/s)"
+        else:
+            text = self.label
+        self._spinner.update(text=text + (f" · {self._waiting}" if self._waiting else ""))
 
     def __enter__(self) -> Progress:
         if self.enabled:
             from rich.live import Live
             from rich.spinner import Spinner
+
+            from . import waiting
 
             self._spinner = Spinner("dots", self.label)
             # Never redirect stdout: data written meanwhile must stay on stdout.
@@ -378,10 +400,14 @@ class Progress:
                               redirect_stdout=False, redirect_stderr=False,
                               refresh_per_second=8)
             self._live.start()
+            waiting.attach(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
+            from . import waiting
+
+            waiting.detach(self)
             self._live.stop()
 
 

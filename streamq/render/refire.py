@@ -118,6 +118,7 @@ class RefireProgress:
         self.total = total
         self.enabled = progress_allowed(streams_to_stdout) if enabled is None else enabled
         self.counts: dict[str, int] = {}
+        self.waiting = ""
         self._progress: Any = None
         self._task: Any = None
 
@@ -131,15 +132,41 @@ class RefireProgress:
                 TimeRemainingColumn,
             )
 
-            from . import err_console
+            from . import err_console, waiting
 
-            self._progress = Progress(TextColumn("refire"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
-                                      console=err_console(), transient=True,
-                                      redirect_stdout=False, redirect_stderr=False)
+            view = self
+
+            class WithWaiting(Progress):
+                """The bar, and under it what the endpoint keeps us waiting for."""
+
+                def get_renderables(self) -> Any:
+                    yield from super().get_renderables()
+                    if view.waiting:
+                        yield waiting.style_waiting(view.waiting)
+
+            self._progress = WithWaiting(TextColumn("refire"), BarColumn(),
+                                         MofNCompleteColumn(),
+                                         TextColumn("{task.fields[counts]}"),
+                                         TimeRemainingColumn(), console=err_console(),
+                                         transient=True, redirect_stdout=False,
+                                         redirect_stderr=False)
             self._progress.start()
             self._task = self._progress.add_task("refire", total=self.total, counts="")
+            waiting.attach(self)
         return self
+
+    def set_waiting(self, text: str) -> None:
+        self.waiting = text
+        if self._progress is not None:
+            self._progress.refresh()
+
+    def print_line(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            from . import info
+
+            info(text)
 
     def advance(self, outcome: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
@@ -149,6 +176,9 @@ class RefireProgress:
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
+            from . import waiting
+
+            waiting.detach(self)
             self._progress.stop()
 
 
@@ -175,7 +205,7 @@ class RunView:
             self._sink.write(res)
         if self._progress is not None:
             self._progress.advance(res.outcome)
-        if res.outcome in ("missing", "failed"):
+        if res.outcome in ("missing", "failed", "unknown"):
             self.failures.append((key_text(res.key, self.info), res.outcome, res.error or ""))
 
     def close(self) -> None:
@@ -197,6 +227,8 @@ def summary_line(summary: Summary) -> str:
     rate = summary.total / summary.elapsed if summary.elapsed > 0 else 0.0
     text = (f"refired {c['refired']}, missing {c['missing']}, skipped {c['skipped']}, "
             f"failed {c['failed']}")
+    if c.get("unknown"):
+        text += f", unknown {c['unknown']}"
     if summary.not_reached:
         text += f", not reached {summary.not_reached}"
         if summary.abandoned:
