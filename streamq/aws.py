@@ -25,7 +25,7 @@ class Aws:
     """Lazily-built boto3 session and clients for one resolved :class:`Settings`."""
 
     def __init__(self, settings: Settings, *, max_pool_connections: int = 16,
-                 max_attempts: int | None = None) -> None:
+                 max_attempts: int | None = None, timeouts: Timeouts | None = None) -> None:
         self.settings = settings
         self.max_pool_connections = max_pool_connections
         # AWS_MAX_ATTEMPTS is the AWS CLI's own knob; 5 attempts in standard mode otherwise.
@@ -33,7 +33,7 @@ class Aws:
         # max_attempts is botocore's: retries after the first try (0: no retries).
         self.max_attempts = (max_attempts if max_attempts is not None
                              else int(env) if env.isdigit() and int(env) > 0 else 5)
-        self.timeouts = Timeouts.from_env()
+        self.timeouts = timeouts or Timeouts.from_env()
         self._session: boto3.session.Session | None = None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()

@@ -64,7 +64,7 @@ def _register() -> None:
     queue_cmds.register(app)
     config_cmd.register(app)
     completion_cmd.register(app)
-    for name in ("refire_cmd", "trigger_cmd", "sandbox_cmd"):
+    for name in ("refire_cmd", "trigger_cmd", "sandbox_cmd", "doctor_cmd"):
         try:
             module = __import__(f"streamq.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -22,7 +22,11 @@ Lambda service does, from the mapping's *current* settings (re-read every poll, 
   documented invocation record (``DDBStreamBatchInfo``: a pointer, no data);
 * does nothing while the mapping is disabled (``State`` other than ``Enabled``); the
   checkpoint stays, so records written meanwhile are processed once it is enabled;
-  likewise while its filter is encrypted and unreadable (``FilterCriteriaError``).
+  likewise while its filter is encrypted and unreadable (``FilterCriteriaError``);
+* given a :class:`~streamq.sandbox.metrics.MetricsPublisher`, publishes the CloudWatch
+  metrics Lambda publishes (Invocations, Errors, Duration, IteratorAge,
+  DestinationDeliveryFailures, and the mapping's EventCount metrics when its
+  MetricsConfig asks for them).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from ..errors import StreamqError
 from ..files import write_private
 from ..filters import FilterPatternError, evaluate_criteria
 from ..stream import ShardReader, describe_stream, epoch, lambda_record, table_stream_arn
+from .metrics import MetricsPublisher
 
 log = logging.getLogger("streamq.sandbox.poller")
 
@@ -125,7 +130,8 @@ class Poller:
                  region: str = "us-east-1", status_path: Path | None = None,
                  clock: Callable[[], float] = time.time, poll_interval: float = POLL_INTERVAL,
                  retry_delay: float = 0.2, max_retry_delay: float = 5.0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None,
+                 metrics: MetricsPublisher | None = None) -> None:
         self.aws, self.table, self.function, self.handler = aws, table, function, handler
         self.region = region
         self.status_path = status_path
@@ -133,6 +139,7 @@ class Poller:
         self.poll_interval = poll_interval
         self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
         self.stop = stop or threading.Event()
+        self.metrics = metrics
         self.counters = Counters()
         self._lock = threading.Lock()
         self._stream_arn: str | None = None
@@ -160,8 +167,12 @@ class Poller:
                 log.debug("%s", traceback.format_exc())
                 busy = False
             self.write_status()
+            if self.metrics is not None:
+                self.metrics.maybe_flush()
             if not busy:
                 self.stop.wait(self.poll_interval)
+        if self.metrics is not None:
+            self.metrics.flush()
         self.counters.state = "stopped"
         self.write_status(force=True)
         log.info("poller: stopped")
@@ -273,7 +284,9 @@ class Poller:
                     ((mapping.get("FilterCriteria") or {}).get("Filters") or [])]
         if len(buf) < 1000:
             now = time.monotonic()
-            buf.extend(_Pending(raw, now) for raw in reader.read())
+            fresh = reader.read()
+            buf.extend(_Pending(raw, now) for raw in fresh)
+            self._count(mapping, "polled", len(fresh))
         batch: list[dict[str, Any]] = []
         first_at: float | None = None
         consumed = 0
@@ -292,6 +305,7 @@ class Poller:
                 first_at = pending.read_at if first_at is None else first_at
         if not batch:
             self._consume(shard_id, consumed, filtered=consumed)
+            self._count(mapping, "filtered_out", consumed)
             return False
         full = len(batch) >= batch_size
         if not full and first_at is not None and time.monotonic() - first_at < window:
@@ -299,6 +313,7 @@ class Poller:
         dropped = consumed - len(batch)
         if self._deliver(batch, mapping, shard_id):
             self._consume(shard_id, consumed, filtered=dropped)
+            self._count(mapping, "filtered_out", dropped)
         return True
 
     def _consume(self, shard_id: str, n: int, *, filtered: int) -> None:
@@ -387,9 +402,14 @@ class Poller:
         first, last = recs[0]["dynamodb"]["SequenceNumber"], recs[-1]["dynamodb"][
             "SequenceNumber"]
         started = time.monotonic()
+        # IteratorAge: the age of the last record of the batch when it is sent.
+        age_ms = (time.time() - float(recs[-1]["dynamodb"]["ApproximateCreationDateTime"])
+                  ) * 1000
+        self._count(mapping, "invoked", len(recs))
         try:
             response = self.handler(event, context)
         except Exception as exc:
+            self._published_invocation(mapping, len(recs), True, started, age_ms)
             self.counters.function_errors += 1
             error = f"{type(exc).__name__}: {exc}"
             self._note_error(f"handler failed on {len(recs)} record(s) "
@@ -398,6 +418,7 @@ class Poller:
             log.info("handler traceback:\n  %s", "\n  ".join(trace[-12:]))
             return _Outcome(False, None, error, context.aws_request_id)
         took = time.monotonic() - started
+        self._published_invocation(mapping, 0, False, started, age_ms)
         if "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []):
             failed_from, bad = _partial(response, recs)
             if bad:
@@ -406,6 +427,7 @@ class Poller:
                                  "the whole batch failed")
                 return _Outcome(False, None, bad, context.aws_request_id)
             if failed_from is not None:
+                self._count(mapping, "failed_invoke", len(recs) - failed_from)
                 log.info("poller: batch of %d [%s..%s]: %d record(s) reported failed",
                          len(recs), first, last, len(recs) - failed_from)
                 return _Outcome(False, failed_from, "batchItemFailures",
@@ -422,6 +444,7 @@ class Poller:
         dest = ((mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
             "Destination")
         if not dest:
+            self._count(mapping, "dropped", len(recs))
             log.info("poller: discarded %d record(s) (%s); no on-failure destination",
                      len(recs), condition)
             return
@@ -429,10 +452,30 @@ class Poller:
             send_to_destination(self.aws, str(dest), message)
         except StreamqError as exc:
             self._note_error(f"poller: cannot send to the on-failure destination: {exc}")
+            if self.metrics is not None:
+                self.metrics.destination_failure()
+            self._count(mapping, "dropped", len(recs))
             return
+        self._count(mapping, "destination_delivered", len(recs))
         self.counters.dlq_messages += 1
         log.info("poller: discarded %d record(s) (%s); sent DDBStreamBatchInfo to %s",
                  len(recs), condition, dest)
+
+    # --------------------------------------------------------------- metrics
+
+    def _count(self, mapping: dict[str, Any], key: str, n: int) -> None:
+        # AWS also emits zeros (an empty poll, a record the filter passes); the sandbox
+        # leaves them out rather than put a datapoint four times a second per shard.
+        if self.metrics is not None and n:
+            self.metrics.mapping_count(mapping, key, n)
+
+    def _published_invocation(self, mapping: dict[str, Any], failed: int, error: bool,
+                              started: float, age_ms: float) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.invocation(error=error, duration_ms=(time.monotonic() - started) * 1000,
+                                iterator_age_ms=age_ms)
+        self._count(mapping, "failed_invoke", failed)
 
     # ---------------------------------------------------------------- status
 

@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..aws import Aws
     from ..config import Settings
+    from .metrics import MetricsPublisher
     from .poller import Poller
     from .server import make_server
     from .state import SANDBOX_REGION, SandboxState, clear_state, read_state, write_state
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("sandbox: handler %s", args.handler)
 
     poller = Poller(aws, table=world.table, function=world.function, handler=handler,
-                    region=SANDBOX_REGION, status_path=state_dir / STATUS_FILE, stop=stop)
+                    region=SANDBOX_REGION, status_path=state_dir / STATUS_FILE, stop=stop,
+                    metrics=MetricsPublisher(aws, world.function))
     polling = threading.Thread(target=poller.run, name="poller", daemon=True)
     polling.start()
     write_state(SandboxState(pid=os.getpid(), endpoint=endpoint, started_at=time.time(),

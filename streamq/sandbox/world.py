@@ -34,6 +34,9 @@ TRIGGER_SETTINGS: dict[str, Any] = {
     "FunctionResponseTypes": ["ReportBatchItemFailures"],
     "StartingPosition": "TRIM_HORIZON",
     "FilterCriteria": {"Filters": [{"Pattern": INSERT_FILTER}, {"Pattern": REFIRE_FILTER}]},
+    # The trigger's own CloudWatch metrics (EventSourceMappingMetricsConfig), which the
+    # sandbox poller publishes as Lambda does.
+    "MetricsConfig": {"Metrics": ["EventCount"]},
 }
 
 _ASSUME = json.dumps({"Version": "2012-10-17", "Statement": [{
