@@ -140,6 +140,7 @@ class Poller:
         self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
         self.stop = stop or threading.Event()
         self.metrics = metrics
+        self.polled_once = threading.Event()  # set once the first poll wrote its status
         self.counters = Counters()
         self._lock = threading.Lock()
         self._stream_arn: str | None = None
@@ -167,6 +168,7 @@ class Poller:
                 log.debug("%s", traceback.format_exc())
                 busy = False
             self.write_status()
+            self.polled_once.set()
             if self.metrics is not None:
                 self.metrics.maybe_flush()
             if not busy:

@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                     metrics=MetricsPublisher(aws, world.function))
     polling = threading.Thread(target=poller.run, name="poller", daemon=True)
     polling.start()
+    # Ready means the trigger emulation runs: its first poll is done (and its status
+    # written), so `sandbox status` right after `up` shows the poller.
+    poller.polled_once.wait(timeout=30)
     write_state(SandboxState(pid=os.getpid(), endpoint=endpoint, started_at=time.time(),
                              handler=args.handler, queue_url=world.queue_url,
                              state_dir=str(state_dir)))
