@@ -47,7 +47,8 @@ STREAM_RETENTION = 86400.0
 LARGE_TABLE_BYTES = 100 * 1024 * 1024
 LARGE_TABLE_ITEMS = 100_000
 #: Lints shown by their own checks rather than under trigger.config.
-_OWN_CHECK_LINTS = {"filter-drops-refire", "filter-invalid", "disabled", "no-on-failure"}
+_OWN_CHECK_LINTS = {"filter-drops-refire", "filter-invalid", "filter-encrypted", "disabled",
+                    "no-on-failure"}
 _DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
 
 T = TypeVar("T")
@@ -605,9 +606,10 @@ _LINT_FLAGS = {
 def _config_check(mapping: dict[str, Any], info: TableInfo, settings: Settings) -> Check:
     """config-trigger's lints on the current settings (those with a check of their own
     excepted): an error fails, a warning warns."""
-    from .trigger import current_config, lint_config
+    from .trigger import current_config, filter_hidden, lint_config
 
-    lints = [x.to_json() for x in lint_config(current_config(mapping), info, settings)
+    lints = [x.to_json() for x in lint_config(current_config(mapping), info, settings,
+                                              filter_unreadable=filter_hidden(mapping))
              if x.code not in _OWN_CHECK_LINTS]
     shown = [x for x in lints if x["severity"] in ("error", "warning")]
     data = {"lints": lints}
@@ -629,16 +631,15 @@ def _refire_filter_check(mapping: dict[str, Any], info: TableInfo,
     """Would the trigger's current filter pass the MODIFY record a refire produces
     (trigger.refire_verdict: the matcher refire's pre-flight uses)?"""
     from .filters import FilterPatternError
-    from .trigger import filter_patterns, refire_verdict
+    from .trigger import filter_hidden, filter_patterns, refire_verdict
 
-    if mapping.get("FilterCriteriaError") or (mapping.get("KMSKeyArn")
-                                              and mapping.get("FilterCriteria") is None):
-        why = (mapping.get("FilterCriteriaError") or {}).get("Message") or (
-            "the filter is encrypted with a KMS key this caller cannot use")
+    hidden = filter_hidden(mapping)
+    if hidden is not None:
         return Check("trigger.refire-filter", "warn",
-                     f"cannot evaluate the filter: {why}",
-                     hint="allow kms:Decrypt on the trigger's KMSKeyArn to these credentials",
-                     data={"kms_key_arn": mapping.get("KMSKeyArn")})
+                     f"cannot tell whether refires pass: the filter is {hidden}",
+                     hint=f"allow kms:Decrypt on {mapping.get('KMSKeyArn') or 'the key'} to "
+                          "these credentials", data={"kms_key_arn": mapping.get("KMSKeyArn"),
+                                                     "unreadable": hidden})
     patterns = filter_patterns(mapping)
     if not patterns:
         return Check("trigger.refire-filter", "ok",
@@ -891,8 +892,7 @@ def _metric_checks(m: MetricsReport, mapping: dict[str, Any],
     if not mapping_metrics_enabled(mapping):
         out.append(Check("metrics.trigger", "skip",
                          "the trigger's own metrics are off (MetricsConfig)",
-                         hint=f"aws lambda update-event-source-mapping --uuid "
-                              f"{mapping.get('UUID')} --metrics-config Metrics=EventCount"))
+                         hint="streamq config-trigger --metrics on --yes"))
     else:
         keys = ("polled", "filtered_out", "invoked", "failed_invoke", "dropped",
                 "destination_delivered")

@@ -188,6 +188,25 @@ def test_failed_and_old_records(world: World) -> None:
     assert_healthy(world)
 
 
+def test_an_encrypted_filter_is_unknown_never_no_filter(world: World) -> None:
+    import boto3
+
+    kms = boto3.client("kms", endpoint_url=world.url, region_name="us-east-1")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    world.update(KMSKeyArn=key)
+    kms.disable_key(KeyId=key.split(":key/")[1])  # this caller can no longer decrypt it
+    try:
+        code, doc = world.doctor()
+        found = check(doc, "trigger.refire-filter")
+        assert found["status"] == "warn" and "cannot tell" in found["detail"]
+        assert "kms:Decrypt" in found["hint"]
+        assert code == 0
+    finally:
+        kms.enable_key(KeyId=key.split(":key/")[1])
+        world.update(KMSKeyArn="")
+    assert_healthy(world)
+
+
 def test_a_check_that_cannot_run_says_why_and_the_rest_run(world: World) -> None:
     def deny(method: str, path: str, headers: dict[str, str]) -> tuple[str, Any] | None:
         if path.endswith("/concurrency"):
