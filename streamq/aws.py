@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
+from .config import Settings, check_endpoint_url
 from .errors import AwsError, BadInput, NotFound, StreamqError
 from .waits import INFLIGHT, Timeouts
 
@@ -82,10 +82,24 @@ class Aws:
                     parameter_validation=False,
                 )
                 with aws_errors():
-                    client = self.session.client(
-                        service,  # type: ignore[call-overload]
-                        endpoint_url=self.settings.endpoint_url, config=cfg,
-                    )
+                    try:
+                        client = self.session.client(
+                            service,  # type: ignore[call-overload]
+                            endpoint_url=self.settings.endpoint_url, config=cfg,
+                        )
+                    except ValueError as exc:
+                        if isinstance(exc, StreamqError) or translate(exc) is not None:
+                            raise
+                        # botocore's bare ValueError for an endpoint it cannot parse
+                        # (`Invalid IPv6 URL`, `Invalid endpoint: ...`): name the variable.
+                        for name in self._endpoint_vars():
+                            check_endpoint_url(os.environ[name], f"env {name}")
+                        raise BadInput(f"invalid endpoint URL for {service} "
+                                       f"({self._endpoint_source()}): {exc}") from None
+                # The endpoint as botocore resolved it (flag, AWS_ENDPOINT_URL[_SERVICE] or
+                # the AWS config): one urllib3 would only reject at the first call (a bad
+                # port) is bad input now.
+                check_endpoint_url(client.meta.endpoint_url, self._endpoint_source())
                 if service == "dynamodb":
                     # Scan/Query pages parsed from the wire, skipping botocore's per-
                     # attribute walk (signing, retries and errors stay botocore's).
@@ -111,6 +125,17 @@ def _track(client: Any, read_timeout: float) -> None:
 
     client.meta.events.register("before-send", begin)
     client.meta.events.register("response-received", end)
+
+    def _endpoint_source(self) -> str:
+        if self.settings.endpoint_url:
+            return self.settings.sources.get("endpoint_url", "--endpoint-url")
+        named = self._endpoint_vars()
+        return "env " + " or ".join(named) if named else "the AWS config"
+
+    @staticmethod
+    def _endpoint_vars() -> list[str]:
+        return sorted(k for k in os.environ
+                      if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_"))
 
 
 _THROTTLE = {
@@ -152,12 +177,19 @@ def translate(exc: BaseException) -> StreamqError | None:
         return None
     if isinstance(exc, bx.ClientError):
         code = error_code(exc)
-        msg = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        raw = str(exc.response.get("Error", {}).get("Message", "") or exc)
+        msg = one_line(raw, 300)
         op = getattr(exc, "operation_name", "") or ""
+        if code.isdigit():
+            # botocore found no AWS error in the body (it names the HTTP status): a proxy's
+            # or a web server's page, usually HTML; one line of it, and what it means.
+            return AwsError(f"{op or 'AWS call'} failed: HTTP {code} from the endpoint, not "
+                            f"an AWS error response ({msg or 'empty body'}): is the "
+                            "endpoint URL right, or is a proxy in the way?")
         if code == "ResourceNotFoundException":
             return NotFound(f"not found: {msg} ({op})")
         if code in _DENIED:
-            m = re.search(r"perform: ([\w-]+:\w+)", msg)
+            m = re.search(r"perform: ([\w-]+:\w+)", raw)
             action = m.group(1) if m else _guess_action(exc, op)
             return AwsError(f"access denied: {action} is not allowed for these credentials",
                             hint=msg)
@@ -172,6 +204,9 @@ def translate(exc: BaseException) -> StreamqError | None:
         if code == "ValidationException":
             return BadInput(f"AWS rejected the request ({op}): {msg}")
         return AwsError(f"{op or 'AWS call'} failed: {code}: {msg}")
+    if isinstance(exc, bx.InvalidRegionError):
+        # botocore.utils.validate_region_name: from AWS_REGION or the profile.
+        return BadInput(f"invalid region: {exc} (a region is a name such as eu-west-1)")
     if isinstance(exc, bx.NoRegionError):
         return BadInput("no AWS region: pass --region, set AWS_REGION, or configure the profile")
     if isinstance(exc, bx.NoCredentialsError):
@@ -191,6 +226,23 @@ def translate(exc: BaseException) -> StreamqError | None:
     if isinstance(exc, bx.BotoCoreError):
         return AwsError(f"AWS client error: {exc}")
     return None
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """An error text from the wire as one short line: an HTML page becomes its title (or
+    its text without tags), whitespace runs become one space, the rest is cut."""
+    if "<" in text and re.search(r"<(!doctype|html|head|body|title|h1|p)\b", text, re.I):
+        m = _TITLE.search(text)
+        text = m.group(1) if m and m.group(1).strip() else _TAG.sub(" ", text)
+        import html
+
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _guess_action(exc: BaseException, op: str) -> str:

@@ -7,6 +7,7 @@ every value came from (``streamq config show`` prints it).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -118,15 +119,26 @@ class Settings:
         return self.table
 
 
+#: streamq.toml is a few lines; anything past this is not a config file.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _load_file(path: Path) -> dict[str, Any]:
+    from .inputs import read_input
+
+    text = read_input(path, what=str(path), max_bytes=MAX_CONFIG_BYTES)
     try:
-        with path.open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
-            return data
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise BadInput(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    return data
+
+
+#: Settings a number may give (``stuck_after = 300``); every other one is a string.
+NUMERIC = frozenset({"stuck_after", "backoff", "max_attempts"})
 
 
 def _check_keys(data: Mapping[str, Any], where: str) -> None:
@@ -134,8 +146,14 @@ def _check_keys(data: Mapping[str, Any], where: str) -> None:
         if key not in DEFAULTS:
             known = ", ".join(DEFAULTS)
             raise BadInput(f"{where}: unknown setting {key!r} (known: {known})")
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise BadInput(f"{where}: {key} must be a string or number")
+        if isinstance(value, str):
+            continue
+        if key in NUMERIC and isinstance(value, (int, float)) and not isinstance(value, bool):
+            continue
+        kind = {bool: "a boolean", int: "a number", float: "a number", list: "an array",
+                dict: "a table"}.get(type(value), type(value).__name__)
+        want = "a string or a number of seconds" if key in NUMERIC else "a string"
+        raise BadInput(f"{where}: {key} must be {want}, not {kind} (write {key} = \"...\")")
 
 
 def config_files(cwd: Path | None = None) -> list[Path]:
@@ -210,6 +228,11 @@ def resolve(
         raise BadInput("last_attempt_attr must differ from the attributes refire writes "
                        f"({', '.join(names)})")
 
+    if _opt_str(values["endpoint_url"]) is not None:
+        check_endpoint_url(str(values["endpoint_url"]), sources["endpoint_url"])
+    if _opt_str(values["region"]) is not None:
+        check_region(str(values["region"]), sources["region"])
+
     sandbox = bool(flags.get("sandbox")) or env.get("STREAMQ_SANDBOX", "") not in ("", "0")
     if sandbox:
         _point_at_sandbox(values, sources)
@@ -242,6 +265,63 @@ def _sourced(parse: Callable[[Any], T], value: Any, source: str) -> T:
         return parse(value)
     except BadInput as exc:
         raise BadInput(f"{exc.message} ({source})") from None
+
+
+_ENDPOINT_EXAMPLE = "e.g. http://127.0.0.1:8000 or https://dynamodb.eu-west-1.amazonaws.com"
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# botocore.utils.validate_region_name: a region must be a valid host label.
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
+
+
+def check_endpoint_url(url: str, where: str) -> str:
+    """An endpoint URL botocore and urllib3 take: ``http(s)://HOST[:PORT][/PATH]``; else
+    BadInput naming ``where`` it came from. (botocore raises a bare ValueError at client
+    creation for some of these, ``Invalid IPv6 URL``, and others only at the first call.)"""
+    from urllib.parse import urlsplit
+
+    from .inputs import clip
+
+    def bad(why: str) -> BadInput:
+        return BadInput(f"invalid endpoint URL {clip(url)} ({where}): {why}; expected "
+                        f"{_ENDPOINT_EXAMPLE}")
+
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise bad("it contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise bad(str(exc).lower().rstrip(".")) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise bad("the scheme must be http:// or https://")
+    if not host:
+        raise bad("it has no host")
+    if parts.username is not None or parts.password is not None:
+        raise bad("credentials do not go in the URL")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise bad("no ?query or #fragment")
+    if "[" in parts.netloc:
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise bad(f"[{host}] is not an IPv6 address") from None
+    else:
+        name = host[:-1] if host.endswith(".") else host
+        if len(name) > 253 or not all(_HOST_LABEL.fullmatch(p) for p in name.split(".")):
+            raise bad(f"{clip(host, 60)} is not a host name or IP address")
+    return url
+
+
+def check_region(region: str, where: str) -> str:
+    if not _REGION.fullmatch(region):
+        from .inputs import clip
+
+        raise BadInput(f"invalid region {clip(region)} ({where}): a region is a name such "
+                       "as us-east-1 or eu-west-1")
+    return region
 
 
 def _opt_str(value: Any) -> str | None:

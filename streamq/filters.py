@@ -84,10 +84,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
+from .inputs import nesting
+
 __all__ = [
     "DEFAULT_MAX_FILTERS",
     "LAMBDA_DOCUMENTED_OPERATORS",
     "MAX_FILTERS_WITH_QUOTA",
+    "MAX_PATTERN_DEPTH",
     "MAX_PATTERN_LENGTH",
     "OPERATORS",
     "STREAM_EVENT_NAMES",
@@ -103,6 +106,12 @@ __all__ = [
 ]
 
 MAX_PATTERN_LENGTH: Final = 4096
+#: How deep a pattern's JSON may nest for streamq to evaluate it. 4096 characters hold
+#: about 800 levels, and the matcher, the validator and the linter recurse per level.
+#: A DynamoDB item nests at most 32 levels (DynamoDB Developer Guide, "Service, account,
+#: and table quotas"), two JSON levels each in a stream record ({"M": {name: ...}}), so a
+#: record's leaves sit at most about 70 levels deep: a deeper pattern can match none.
+MAX_PATTERN_DEPTH: Final = 100
 DEFAULT_MAX_FILTERS: Final = 5
 MAX_FILTERS_WITH_QUOTA: Final = 10
 STREAM_EVENT_NAMES: Final = ("INSERT", "MODIFY", "REMOVE")
@@ -171,8 +180,17 @@ def parse_pattern(text: str) -> dict[str, Any]:
         )
     if not text.strip():
         raise FilterPatternError("pattern is empty; it must be a JSON object")
+    depth = nesting(text, stop_above=MAX_PATTERN_DEPTH)
+    if depth > MAX_PATTERN_DEPTH:
+        raise FilterPatternError(
+            f"pattern nests more than {MAX_PATTERN_DEPTH} levels deep; streamq evaluates "
+            f"patterns up to {MAX_PATTERN_DEPTH} levels (a DynamoDB stream record's values "
+            "nest at most about 70)"
+        )
     try:
         value = json.loads(text, object_pairs_hook=_merge_pairs, parse_constant=_bad_constant)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise FilterPatternError("pattern nests too deeply") from None
     except json.JSONDecodeError as exc:
         raise FilterPatternError(
             f"pattern is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -181,8 +181,13 @@ def read(path: Path) -> Contents:
 
 
 def _loads(line: str) -> Any:
+    from .inputs import MAX_DEPTH, nesting
+
     if len(line) > MAX_LINE:
         raise ValueError("line too long")
+    # Bounded before parsing: a key nested 900 deep parses, then breaks what reads it.
+    if nesting(line, stop_above=MAX_DEPTH) > MAX_DEPTH:
+        raise ValueError("nested too deeply")
     try:
         return json.loads(line)
     except RecursionError:

@@ -232,13 +232,11 @@ def parse_key_object(obj: Any, info: TableInfo) -> Item:
 
 def parse_key_text(text: str, info: TableInfo) -> Item:
     """Read one key as ``list -o ids`` prints it (or any JSON key object / jsonl record)."""
+    from .inputs import clip, loads
+
     s = text.strip("\r\n")
     if s.lstrip().startswith("{"):
-        try:
-            obj = json.loads(s)
-        except ValueError as exc:
-            raise BadInput(f"invalid JSON key {s!r}: {exc}") from None
-        return parse_key_object(obj, info)
+        return parse_key_object(loads(s, what=f"invalid JSON key {clip(s)}"), info)
     if info.range_key is not None:
         raise BadInput(f"table {info.name!r} has a composite key ({', '.join(info.key_names)}): "
                        f"give it as JSON, e.g. "

@@ -49,17 +49,15 @@ class RefireOutput(str, enum.Enum):
     jsonl = "jsonl"
 
 
+#: --ids-from reads at most this much (about 5 million ids, or 250,000 jsonl records).
+MAX_IDS_BYTES = 256 * 1024 * 1024
+
+
 def _read_id_lines(source: str) -> list[str]:
-    if source == "-":
-        if sys.stdin is None:
-            raise BadInput("--ids-from -: no standard input")
-        return sys.stdin.read().split("\n")
-    try:
-        return Path(source).read_text(encoding="utf-8-sig").split("\n")
-    except FileNotFoundError:
-        raise BadInput(f"--ids-from {source}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"--ids-from {source}: cannot read: {exc}") from None
+    """The lines of FILE or stdin (``-``): UTF-8 checked the same way for both."""
+    from ..inputs import read_input
+
+    return read_input(source, what=f"--ids-from {source}", max_bytes=MAX_IDS_BYTES).split("\n")
 
 
 def _stdin_is_tty() -> bool:

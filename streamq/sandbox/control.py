@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..errors import BadInput, NotFound, StreamqError
 from ..files import open_private, private_dir
+from ..inputs import MiB, loads, read_input
 from .run import API_LOG, DEMO_HANDLER, LOG_FILE, STATUS_FILE
 from .state import (
     MODULE,
@@ -217,8 +217,9 @@ def status() -> dict[str, Any]:
     elif state is not None:
         doc["stale_state"] = asdict(state)
     try:
-        doc["poller"] = json.loads(status_path().read_text()) if live is not None else None
-    except (OSError, ValueError):
+        doc["poller"] = (loads(read_input(status_path(), what="poller status", max_bytes=MiB),
+                               what="poller status") if live is not None else None)
+    except StreamqError:
         doc["poller"] = None
     return doc
 

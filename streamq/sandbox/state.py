@@ -54,11 +54,17 @@ def pid_alive(pid: int) -> bool:
 
 def read_state_file() -> SandboxState | None:
     """What the state file says, whether or not its process still runs."""
+    from ..errors import StreamqError
+    from ..inputs import MiB, loads, read_input
+
+    path = state_file()
+    if not path.is_file():
+        return None
     try:
-        data = json.loads(state_file().read_text())
+        data = loads(read_input(path, what=str(path), max_bytes=MiB), what=str(path))
         known = {f.name for f in fields(SandboxState)}
         return SandboxState(**{k: v for k, v in data.items() if k in known})
-    except (OSError, ValueError, TypeError):
+    except (StreamqError, AttributeError, TypeError):  # unreadable, or not our format
         return None
 
 
