@@ -184,19 +184,25 @@ def _loads(line: str) -> Any:
     from .inputs import MAX_DEPTH, nesting
 
     if len(line) > MAX_LINE:
-        raise ValueError("line too long")
+        raise _Limit(f"longer than {MAX_LINE} characters")
     # Bounded before parsing: a key nested 900 deep parses, then breaks what reads it.
     if nesting(line, stop_above=MAX_DEPTH) > MAX_DEPTH:
-        raise ValueError("nested too deeply")
+        raise _Limit(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(line)
     except RecursionError:
-        raise ValueError("nested too deeply") from None
+        raise _Limit("JSON nested too deeply") from None
+
+
+class _Limit(ValueError):
+    """A line past streamq's bounds (not a torn or damaged one)."""
 
 
 def _parse(line: str, path: Path, n: int) -> dict[str, Any]:
     try:
         doc = _loads(line)
+    except _Limit as exc:
+        raise BadInput(f"journal {path}: line {n} is {exc}; start a new run") from None
     except ValueError:
         raise BadInput(f"journal {path}: line {n} is not JSON (the file was damaged in the "
                        "middle, not at its end); start a new run") from None
