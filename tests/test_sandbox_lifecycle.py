@@ -87,7 +87,8 @@ def test_user_handler_gets_lambda_events_and_down_leaves_no_process(
 def test_a_handler_that_cannot_be_imported_fails_up_and_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
     monkeypatch.setenv("STREAMQ_SANDBOX_DIR", str(tmp_path / "sbx"))
-    res = cli("sandbox", "up", "--handler", "no_such_module_here:handler")
+    (tmp_path / "broken_handler.py").write_text("import no_such_module_here\n")
+    res = cli("sandbox", "up", "--handler", "broken_handler.py:handler")
     assert res.code == 1
     assert "did not start" in res.err and "no_such_module_here" in res.err
     assert not (tmp_path / "sbx" / "state.json").exists()

@@ -35,8 +35,9 @@ def up(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free port).")
                     ] = 0,
     handler: Annotated[str | None, typer.Option(
-        "--handler", help="Your handler as module:function (importable from the current "
-        "directory), called like Lambda calls it [default: the demo mail sender].",
+        "--handler", help="Your handler, called like Lambda calls it: FILE.py:FUNCTION, "
+        "PACKAGE_DIR:FUNCTION, or MODULE:FUNCTION for ./MODULE.py; only your own file or "
+        "package, never an installed module [default: the demo mail sender].",
         show_default=False)] = None,
     api_rate: Annotated[float, typer.Option(
         "--api-rate", help="Fake mail API limit: sends per second before 429s (0: none).")
@@ -61,13 +62,17 @@ def up(
     2 retries, bisect, ReportBatchItemFailures, filter: INSERT, or MODIFY with
     refired_at). Data lives in memory only: `sandbox down` loses it.
 
+    The sandbox process never imports from the current directory (a ./moto.py there is
+    not moto); --handler names your own file or package, whose directory is added at the
+    end of the import path (its sibling modules import as from a Lambda task root).
+
     Examples:
 
       streamq sandbox up
 
       streamq sandbox up --port 4566 --api-rate 20
 
-      streamq sandbox up --handler my_handler:handler
+      streamq sandbox up --handler src/mail_sender/handler.py:handler
     """
     del debug  # read from argv by the error handler
     run_guarded(_up, port=port, handler=handler, api_rate=api_rate,
@@ -83,7 +88,7 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
     from ..sandbox.run import DEMO_HANDLER
     from ..sandbox.state import state_dir
 
-    control.check_up_args(port, handler, api_rate)
+    resolved = control.check_up_args(port, handler, api_rate)
     if dry_run:
         current = control.running()
         if current is not None:
@@ -91,7 +96,7 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
                         f"(pid {current.pid}); nothing would start")
         else:
             render.info(f"dry run: would start the sandbox on 127.0.0.1:{port or 'a free port'}"
-                        f" with handler {handler or DEMO_HANDLER}, state in "
+                        f" with handler {resolved or DEMO_HANDLER}, state in "
                         f"{state_dir()}")
         return
     state, already = control.up(port=port, handler=handler, api_rate=api_rate,

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import BadInput, NotFound, StreamqError
 from ..files import open_private, private_dir
 from ..inputs import MiB, loads, read_input
-from .run import API_LOG, DEMO_HANDLER, LOG_FILE, STATUS_FILE
+from .run import API_LOG, DEMO_HANDLER, LOG_FILE, STATUS_FILE, resolve_handler
 from .state import (
     MODULE,
     SandboxState,
@@ -31,8 +31,6 @@ from .state import (
     read_state_file,
     state_dir,
 )
-
-_HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def log_path() -> Path:
@@ -91,20 +89,43 @@ def running() -> SandboxState | None:
 # ------------------------------------------------------------------------ up
 
 
-def check_up_args(port: int, handler: str | None, api_rate: float) -> None:
+def check_up_args(port: int, handler: str | None, api_rate: float) -> str | None:
+    """Check ``up``'s arguments; returns the handler as the sandbox process gets it
+    (its file's absolute path and the function), or None for the demo handler."""
     if not 0 <= port <= 65535:
         raise BadInput(f"invalid --port {port}: use 0 (a free port) to 65535")
-    if handler is not None and not _HANDLER_RE.match(handler):
-        raise BadInput(f"invalid --handler {handler!r}: expected module:function, "
-                       "e.g. my_handler:handler")
     if api_rate < 0:
         raise BadInput(f"invalid --api-rate {api_rate}: use 0 (no limit) or more")
+    if handler is None:
+        return None
+    return str(resolve_handler(handler, Path.cwd()))
+
+
+#: Python 3.11+: -P, the interpreter puts no unsafe path (the current directory, for
+#: -m) on sys.path. Python 3.10 has no -P: the same by hand, before anything is imported.
+#: Not -I: it also drops PYTHONPATH and the user's site-packages, where streamq and the
+#: handler's dependencies may be installed.
+_BOOT_310 = ("import sys\n"
+             "if sys.path and sys.path[0] in ('', '.'): del sys.path[0]\n"
+             "import runpy\n"
+             f"runpy.run_module({MODULE!r}, run_name='__main__', alter_sys=True)\n")
+
+
+def sandbox_command(args: list[str], *, safe_path_flag: bool | None = None) -> list[str]:
+    """The command line that starts the sandbox process with ``args``, isolated from the
+    current directory: a ``./moto.py`` (or any module there) is never imported in place
+    of the sandbox's own."""
+    if safe_path_flag is None:
+        safe_path_flag = sys.version_info >= (3, 11)
+    if safe_path_flag:
+        return [sys.executable, "-P", "-m", MODULE, *args]
+    return [sys.executable, "-c", _BOOT_310, *args]
 
 
 def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
        undeliverable: str | None = None, timeout: float = 60.0) -> tuple[SandboxState, bool]:
     """Start the sandbox in the background; returns (state, already_running)."""
-    check_up_args(port, handler, api_rate)
+    handler = check_up_args(port, handler, api_rate)
     if undeliverable is not None:
         try:
             re.compile(undeliverable)
@@ -125,8 +146,8 @@ def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
     private_dir(directory)
     for path in (log_path(), api_log_path(), status_path()):
         path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", MODULE, "--port", str(port), "--state-dir", str(directory),
-           "--handler", handler or DEMO_HANDLER, "--api-rate", str(api_rate)]
+    cmd = sandbox_command(["--port", str(port), "--state-dir", str(directory),
+                           "--handler", handler or DEMO_HANDLER, "--api-rate", str(api_rate)])
     if undeliverable is not None:
         cmd += ["--undeliverable", undeliverable]
     with open_private(log_path(), "ab") as log:

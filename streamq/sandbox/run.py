@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,106 @@ STATUS_FILE = "poller.json"
 DEMO_HANDLER = "streamq.sandbox.demo:handler"
 
 
+HANDLER_FORMS = ("path/to/handler.py:function, path/to/package:function, or "
+                 "module:function for ./module.py in the current directory")
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """A handler the user named: a module file or a package of theirs, never any
+    importable callable (``os:system`` is not a handler)."""
+
+    path: Path  # the module's file (a package's __init__.py)
+    function: str
+    module: str  # the dotted name it is imported as
+    root: Path  # the directory that goes on the import path for it
+
+    def __str__(self) -> str:
+        target = self.path.parent if self.path.name == "__init__.py" else self.path
+        return f"{target}:{self.function}"
+
+
+def resolve_handler(spec: str, cwd: Path) -> HandlerSpec:
+    """``--handler`` as a file or package of the user's (BadInput otherwise):
+
+    * ``path/to/handler.py:function``: a module file, relative to ``cwd`` or absolute;
+    * ``path/to/package:function``: a package directory (it holds ``__init__.py``);
+    * ``module:function`` or ``pkg.module:function``: ``./module.py`` (or
+      ``./pkg/module.py``, or a package there) under ``cwd`` only, the form of Lambda's
+      Handler setting for code in the current directory.
+
+    A module inside a package (its directory holds ``__init__.py``) is imported as part
+    of the package, so its relative imports work."""
+    from ..errors import BadInput
+    from ..inputs import clip
+
+    target, sep, function = spec.rpartition(":")
+    if not sep or not target or not function.isidentifier() or keyword.iskeyword(function):
+        raise BadInput(f"invalid --handler {clip(spec)}: expected {HANDLER_FORMS}")
+    if target.endswith(".py") or "/" in target or os.sep in target or target.startswith("."):
+        path = (cwd / Path(target).expanduser()).resolve()
+        if path.is_dir():
+            if not (path / "__init__.py").is_file():
+                raise BadInput(f"--handler {clip(spec)}: {path} is a directory without "
+                               f"__init__.py, not a package; name the module file, e.g. "
+                               f"{target.rstrip('/')}/handler.py:{function}")
+            path = path / "__init__.py"
+        elif not path.is_file():
+            raise BadInput(f"--handler {clip(spec)}: no such file {path}")
+        elif path.suffix != ".py":
+            raise BadInput(f"--handler {clip(spec)}: {path.name} is not a Python module "
+                           "(.py)")
+    else:
+        parts = target.split(".")
+        if not all(p.isidentifier() for p in parts):
+            raise BadInput(f"invalid --handler {clip(spec)}: expected {HANDLER_FORMS}")
+        base = cwd.joinpath(*parts)
+        if base.with_suffix(".py").is_file():
+            path = base.with_suffix(".py").resolve()
+        elif (base / "__init__.py").is_file():
+            path = (base / "__init__.py").resolve()
+        elif base.is_dir():
+            raise BadInput(f"--handler {clip(spec)}: {base} is a directory without "
+                           f"__init__.py, not a package; name the module file, e.g. "
+                           f"{'/'.join(parts)}/handler.py:{function}")
+        else:
+            raise BadInput(f"--handler {clip(spec)}: no {'/'.join(parts)}.py (or package "
+                           f"{'/'.join(parts)}/) in the current directory {cwd}; the handler "
+                           f"is your code, named as {HANDLER_FORMS}")
+    names = [path.parent.name] if path.name == "__init__.py" else [path.stem]
+    root = path.parent.parent if path.name == "__init__.py" else path.parent
+    while (root / "__init__.py").is_file() and root != root.parent:
+        names.insert(0, root.name)
+        root = root.parent
+    if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        raise BadInput(f"--handler {clip(spec)}: {'.'.join(names)} cannot be imported "
+                       "(each directory and file name must be a Python identifier)")
+    return HandlerSpec(path=path, function=function, module=".".join(names), root=root)
+
+
 def load_handler(spec: str) -> Any:
-    """``module:function`` -> the callable (the current directory is importable)."""
-    module_name, sep, func_name = spec.partition(":")
-    if not sep or not module_name or not func_name:
-        raise ValueError(f"--handler {spec!r}: expected module:function")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
-    func = getattr(module, func_name, None)
+    """The callable ``--handler`` names (see :func:`resolve_handler`), imported from the
+    user's file; the demo handler is streamq's own.
+
+    The handler's directory goes at the end of the import path: its sibling modules
+    import (as from a Lambda task root), but nothing of the user's shadows a module the
+    sandbox itself imports. An installed module of the same name would be imported
+    instead of the user's file: that is refused, not silently used."""
+    if spec == DEMO_HANDLER:
+        from .demo import handler
+
+        return handler
+    h = resolve_handler(spec, Path.cwd())
+    if str(h.root) not in sys.path:
+        sys.path.append(str(h.root))
+    module = importlib.import_module(h.module)
+    got = Path(getattr(module, "__file__", None) or "").resolve()
+    if got != h.path:
+        raise ValueError(f"--handler {spec}: importing {h.module!r} gives {got}, not your "
+                         f"{h.path} (a module of the same name is installed): rename yours")
+    func = getattr(module, h.function, None)
     if not callable(func):
-        raise ValueError(f"--handler {spec!r}: {module_name} has no function {func_name!r}")
+        raise ValueError(f"--handler {spec}: {h.path.name} has no function {h.function!r}")
     return func
 
 
