@@ -166,7 +166,17 @@ def key_of(item: Item, info: TableInfo) -> Item:
 
 
 def key_plain(key: Item, info: TableInfo) -> dict[str, Any]:
-    return {name: to_plain(key[name]) for name in info.key_names}
+    """A key as plain JSON values that read back as the same key: a number a JSON (binary
+    float) number would round, such as 1.3435253165212111 (DynamoDB keeps 38 digits), is
+    given as a string; the key schema types it as a number again when read."""
+    return {name: _exact(key[name]) for name in info.key_names}
+
+
+def _exact(av: AV) -> Any:
+    plain = to_plain(av)
+    if "N" in av and isinstance(plain, float) and Decimal(repr(plain)) != Decimal(av["N"]):
+        return av["N"]
+    return plain
 
 
 def _raw_safe(raw: str) -> bool:
@@ -193,26 +203,34 @@ def key_text(key: Item, info: TableInfo) -> str:
 
 def _typed(value: Any, attr: KeyAttr, table: str) -> AV:
     where = f"key attribute {attr.name!r} of table {table!r}"
+    got = _shown(value)
     if attr.type == "S":
         if not isinstance(value, str) or value == "":
-            raise BadInput(f"{where} is a string (S); got {value!r}")
+            raise BadInput(f"{where} is a string (S); got {got}")
         return {"S": value}
     if attr.type == "N":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise BadInput(f"{where} is a number (N); got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+            raise BadInput(f"{where} is a number (N); got {got}")
         try:
             dec = Decimal(str(value).strip())
         except InvalidOperation:
-            raise BadInput(f"{where} is a number (N); got {value!r}") from None
+            raise BadInput(f"{where} is a number (N); got {got}") from None
         if not dec.is_finite():
-            raise BadInput(f"{where} is a number (N); got {value!r}")
+            raise BadInput(f"{where} is a number (N); got {got}")
         return {"N": str(value).strip()}
     if not isinstance(value, str):
-        raise BadInput(f"{where} is binary (B), given as base64; got {value!r}")
+        raise BadInput(f"{where} is binary (B), given as base64; got {got}")
     try:
         return {"B": base64.b64decode(value, validate=True)}
     except (binascii.Error, ValueError):
-        raise BadInput(f"{where} is binary (B), given as base64; got {value!r}") from None
+        raise BadInput(f"{where} is binary (B), given as base64; got {got}") from None
+
+
+def _shown(value: Any) -> str:
+    from .inputs import clip
+
+    return str(value) if isinstance(value, Decimal) else clip(value) if isinstance(
+        value, str) else clip(json.dumps(value, default=str))
 
 
 def parse_key_object(obj: Any, info: TableInfo) -> Item:
@@ -225,7 +243,8 @@ def parse_key_object(obj: Any, info: TableInfo) -> Item:
     extra = [n for n in obj if n not in info.key_names]
     if missing or extra:
         want = ", ".join(info.key_names)
-        raise BadInput(f"key {json.dumps(obj, ensure_ascii=False)} does not match the key "
+        shown = json.dumps(obj, ensure_ascii=False, default=str)
+        raise BadInput(f"key {shown} does not match the key "
                        f"schema of {info.name!r} ({want})")
     return {a.name: _typed(obj[a.name], a, info.name) for a in info.key_attrs}
 
@@ -236,7 +255,9 @@ def parse_key_text(text: str, info: TableInfo) -> Item:
 
     s = text.strip("\r\n")
     if s.lstrip().startswith("{"):
-        return parse_key_object(loads(s, what=f"invalid JSON key {clip(s)}"), info)
+        # Decimal: a number key keeps every digit (a float would round it).
+        return parse_key_object(loads(s, what=f"invalid JSON key {clip(s)}",
+                                      parse_float=Decimal), info)
     if info.range_key is not None:
         raise BadInput(f"table {info.name!r} has a composite key ({', '.join(info.key_names)}): "
                        f"give it as JSON, e.g. "
@@ -610,7 +631,8 @@ class ScanPlan:
 
 
 def parse_segment(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    # Digits bounded: N is at most 1000000, and int() of 4300+ digits raises ValueError.
+    m = re.fullmatch(r"\s*(\d{1,7})\s*/\s*(\d{1,7})\s*", text)
     if not m:
         raise BadInput(f"invalid --segment {text!r}: use I/N, e.g. 0/4 (I from 0 to N-1)")
     i, n = int(m.group(1)), int(m.group(2))

@@ -711,6 +711,9 @@ def changes_from_file(path: str, mapping: Mapping[str, Any], *,
     if unknown:
         raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)} (known: "
                        f"{', '.join(sorted(known))})")
+    for name in IDENTIFIERS:
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            raise BadInput(f"{path}: {name} must be a string, as --export prints it")
     if doc.get("Format") not in (None, EXPORT_FORMAT):
         raise BadInput(f"{path}: Format {doc.get('Format')!r} is not {EXPORT_FORMAT!r}")
     notes: list[str] = []
