@@ -427,3 +427,39 @@ def test_decimal_keys_keep_their_value() -> None:
     big = "9" * 38
     (k,) = list(iter_key_lines([big], TABLES["N"]))
     assert key_id(k) == key_id({"id": {"N": str(Decimal(big))}})
+
+
+# ------------------------------------------------- what the fuzzing found (regressions)
+
+
+def test_found_number_key_that_a_float_rounds_reads_back() -> None:
+    """`list -o ids` printed {"seq":1.343525316521211} for 1.3435253165212111 (a float
+    rounds it): refire then looked for another record. Journals had the same key codec."""
+    from streamq.outbox import iter_key_lines, key_id, key_plain, key_text
+
+    info = TABLES["SN"]
+    key = {"tenant": {"S": "0"}, "seq": {"N": "1.3435253165212111"}}
+    (back,) = list(iter_key_lines([key_text(key, info)], info))
+    assert key_id(back) == key_id(key)
+    assert key_plain(key, info)["seq"] == "1.3435253165212111"
+    # typed by hand as a JSON number, every digit is kept too
+    (typed,) = list(iter_key_lines(['{"tenant": "0", "seq": 1.3435253165212111}'], info))
+    assert typed["seq"] == {"N": "1.3435253165212111"}
+
+
+def test_found_segment_with_thousands_of_digits() -> None:
+    from streamq.errors import BadInput
+    from streamq.outbox import parse_segment
+
+    with pytest.raises(BadInput, match="invalid --segment"):
+        parse_segment("1" * 4301 + "/2")
+
+
+def test_found_from_file_identifier_that_is_not_a_string(tmp_path: Path) -> None:
+    from streamq.errors import BadInput
+    from streamq.trigger import changes_from_file
+
+    path = tmp_path / "cfg.json"
+    path.write_text('{"EventSourceArn": {"": []}}')
+    with pytest.raises(BadInput, match="EventSourceArn must be a string"):
+        changes_from_file(str(path), MAPPING)
