@@ -39,7 +39,7 @@ def sandbox_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     try:
         yield directory
     finally:
-        cli("sandbox", "down", "--yes")
+        cli("sandbox", "down")
 
 
 @pytest.mark.slow
@@ -62,7 +62,7 @@ def test_sandbox_never_imports_from_the_current_directory(
     plant_shadows(tmp_path, marker)
     res = cli("sandbox", "up", "-o", "json")
     assert res.code == 0, res.err + cli("sandbox", "logs").out
-    res = cli("sandbox", "seed", "--count", "4", "--yes", "--wait")
+    res = cli("sandbox", "seed", "--count", "4", "--wait")
     assert res.code == 0, res.err
     assert not marker.exists(), marker.read_text()
 
@@ -103,7 +103,7 @@ def test_handler_file_runs_and_sandbox_files_are_private(
     try:
         res = cli("sandbox", "up", "--handler", "src/mail/handler.py:handler", "-o", "json")
         assert res.code == 0, res.err + cli("sandbox", "logs").out
-        res = cli("sandbox", "seed", "--count", "4", "--yes", "--wait")
+        res = cli("sandbox", "seed", "--count", "4", "--wait")
         assert res.code == 0, res.err
         status = cli("sandbox", "status", "-o", "json").json()
     finally:
