@@ -267,7 +267,7 @@ def _sourced(parse: Callable[[Any], T], value: Any, source: str) -> T:
         raise BadInput(f"{exc.message} ({source})") from None
 
 
-_ENDPOINT_EXAMPLE = "e.g. http://127.0.0.1:8000 or https://dynamodb.eu-west-1.amazonaws.com"
+_ENDPOINT_EXAMPLE = "http(s)://HOST[:PORT][/PATH]"
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 # botocore.utils.validate_region_name: a region must be a valid host label.
 _REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
@@ -282,8 +282,8 @@ def check_endpoint_url(url: str, where: str) -> str:
     from .inputs import clip
 
     def bad(why: str) -> BadInput:
-        return BadInput(f"invalid endpoint URL {clip(url)} ({where}): {why}; expected "
-                        f"{_ENDPOINT_EXAMPLE}")
+        return BadInput(f"invalid endpoint URL {clip(url)} ({where}): {why} (expected "
+                        f"{_ENDPOINT_EXAMPLE})")
 
     if any(c.isspace() or not c.isprintable() for c in url):
         raise bad("it contains spaces or control characters")
