@@ -92,8 +92,8 @@ class Aws:
                             raise
                         # botocore's bare ValueError for an endpoint it cannot parse
                         # (`Invalid IPv6 URL`, `Invalid endpoint: ...`): name the variable.
-                        for name in self._endpoint_vars():
-                            check_endpoint_url(os.environ[name], f"env {name}")
+                        for var in self._endpoint_vars():
+                            check_endpoint_url(os.environ[var], f"env {var}")
                         raise BadInput(f"invalid endpoint URL for {service} "
                                        f"({self._endpoint_source()}): {exc}") from None
                 # The endpoint as botocore resolved it (flag, AWS_ENDPOINT_URL[_SERVICE] or
@@ -110,6 +110,17 @@ class Aws:
                 self._clients[name] = client
             return self._clients[name]
 
+    def _endpoint_source(self) -> str:
+        if self.settings.endpoint_url:
+            return self.settings.sources.get("endpoint_url", "--endpoint-url")
+        named = self._endpoint_vars()
+        return "env " + " or ".join(named) if named else "the AWS config"
+
+    @staticmethod
+    def _endpoint_vars() -> list[str]:
+        return sorted(k for k in os.environ
+                      if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_"))
+
 
 def _track(client: Any, read_timeout: float) -> None:
     """Report the client's requests to streamq.waits.INFLIGHT (what the terminal shows
@@ -125,17 +136,6 @@ def _track(client: Any, read_timeout: float) -> None:
 
     client.meta.events.register("before-send", begin)
     client.meta.events.register("response-received", end)
-
-    def _endpoint_source(self) -> str:
-        if self.settings.endpoint_url:
-            return self.settings.sources.get("endpoint_url", "--endpoint-url")
-        named = self._endpoint_vars()
-        return "env " + " or ".join(named) if named else "the AWS config"
-
-    @staticmethod
-    def _endpoint_vars() -> list[str]:
-        return sorted(k for k in os.environ
-                      if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_"))
 
 
 _THROTTLE = {
