@@ -85,6 +85,12 @@ def refire_cmd(
     limit: Annotated[int | None, typer.Option(
         "--limit", "-n", min=1, help="With filters: refire at most this many records.",
         rich_help_panel=SELECT, show_default=False)] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", help="With --due: run rounds at this interval (e.g. 5m) until stopped: "
+        "Ctrl-C (exit 130) or SIGTERM (exit 0) end it between rounds (a round in progress "
+        "stops as a refire does); one journal per round in --journal DIR; one summary line "
+        "per round on stderr (-o jsonl: one JSON line per round on stdout).",
+        rich_help_panel=SELECT, show_default=False)] = None,
     only_if: Annotated[OnlyIf | None, typer.Option(
         "--only-if", help="Condition re-checked atomically in each write: failed (error still "
         "set), stuck (still no error, same created time), due (still failed with the same "
@@ -123,7 +129,9 @@ def refire_cmd(
         rich_help_panel=SAFETY, show_default=False)] = None,
     journal: Annotated[Path | None, typer.Option(
         "--journal", help="Record the plan and every outcome in FILE (JSON lines) as they "
-        "happen.", rich_help_panel=SAFETY, show_default=False)] = None,
+        "happen. With --every: a directory, one <run token>.jsonl per round [default: "
+        "$XDG_STATE_HOME/streamq/rounds].", rich_help_panel=SAFETY, show_default=False)
+    ] = None,
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="Continue the run journaled in FILE: same run token, only the ids "
         "not done yet; appends to FILE.", rich_help_panel=SAFETY, show_default=False)] = None,
@@ -151,6 +159,10 @@ def refire_cmd(
     --yes without a terminal, --exclusive), 130 on Ctrl-C or SIGTERM (a second Ctrl-C
     stops waiting for the writes in flight).
 
+    For schedulers: --due --every 5m runs rounds until stopped (SIGTERM: exit 0;
+    Ctrl-C: 130), one journal per round and one summary line per round; an AWS
+    error fails its round, not the loop.
+
     Examples:
 
       streamq refire --id msg-000042 --dry-run
@@ -160,6 +172,8 @@ def refire_cmd(
       streamq refire --status failed --older-than 1h --where 'last_error~429' --rate 5
 
       streamq refire --due --yes                     # from cron: what is due now
+
+      streamq refire --due --every 5m --yes --journal /var/lib/streamq/rounds
 
       streamq refire --status dead --where 'last_error~550' --dry-run
 
@@ -176,6 +190,15 @@ def refire_cmd(
     has_ids = bool(ids) or ids_from is not None
     if due and status:
         raise BadInput("--due selects --status due: drop --status")
+    if every is not None:
+        from .schedule_cmd import every_cmd
+
+        every_cmd(settings, every=every, due=due, ids=has_ids, resume=resume, dry_run=dry_run,
+                  only_if=only_if.value if only_if is not None else None,
+                  output=output.value if output is not None else None,
+                  older_than=older_than, where=where, limit=limit, rate=rate,
+                  concurrency=concurrency, yes=yes, force=force, uuid=uuid, journal=journal)
+        return
     if due:
         status = ["due"]
     has_filters = bool(status or older_than or where or limit)
@@ -263,6 +286,7 @@ class _Stops:
     abandon: threading.Event = field(default_factory=threading.Event)  # stop waiting too
     interrupted: threading.Event = field(default_factory=threading.Event)  # by the user
     signals: int = 0
+    first: int | None = None  # the first signal's number (SIGINT or SIGTERM)
 
 
 @contextlib.contextmanager
@@ -277,6 +301,8 @@ def _ctrl_c_stops() -> Iterator[_Stops]:
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stops.signals += 1
+        if stops.first is None:
+            stops.first = signum
         if stops.signals >= 3:
             raise KeyboardInterrupt
         stops.interrupted.set()

@@ -186,7 +186,8 @@ METAVARS = {
     "starting_position": "POSITION", "from_file": "FILE", "wait_timeout": "AGE",
     "port": "PORT", "handler": "MODULE:FUNCTION", "api_rate": "N", "undeliverable": "REGEX",
     "timeout": "SECONDS", "count": "N", "undeliverable_every": "N", "poison": "N",
-    "lines": "N",
+    "lines": "N", "every": "INTERVAL", "backoff": "SPEC", "last_attempt_attr": "NAME",
+    "max_attempts": "N",
 }
 
 

@@ -259,3 +259,42 @@ def confirm(question: str) -> bool:
 
 def elapsed_since(start: float) -> float:
     return time.monotonic() - start
+
+
+def round_line(doc: dict[str, Any]) -> str:
+    """One line per scheduled round (``refire --due --every``), from ``Round.to_json``."""
+    from datetime import datetime
+
+    from ..durations import humanize
+
+    head = f"round {doc['round']} at {doc['started']}: "
+    if doc.get("error"):
+        head += f"failed: {doc['error']}"
+        if doc["due"]:
+            head += f" ({doc['refired']} of {doc['due']} due refired)"
+        return head
+    if not doc["due"]:
+        body = "nothing due"
+    else:
+        body = (f"{doc['due']} due: refired {doc['refired']}, skipped {doc['skipped']}, "
+                f"missing {doc['missing']}, failed {doc['failed']}")
+        if doc.get("not_reached"):
+            body += f", not reached {doc['not_reached']}"
+        body += f" in {doc.get('elapsed_seconds', 0):.1f}s"
+    rest = f"{doc['waiting']} waiting"
+    if doc.get("next_due_at"):
+        at = datetime.fromisoformat(doc["next_due_at"].replace("Z", "+00:00")).timestamp()
+        rest += f" (next due in {humanize(max(at - time.time(), 1.0))})"
+    rest += f", {doc['dead']} dead"
+    return head + body + "; " + rest + (f"; journal {doc['journal']}" if doc["journal"] else "")
+
+
+def print_round(doc: dict[str, Any], *, jsonl: bool, out: IO[str] | None = None) -> None:
+    """The round's line on stderr; with ``jsonl`` also its JSON line on stdout."""
+    from . import info
+
+    info(round_line(doc))
+    if jsonl:
+        stream = out or sys.stdout
+        stream.write(dumps(doc) + "\n")
+        stream.flush()
