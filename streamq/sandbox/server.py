@@ -53,6 +53,7 @@ def patch_moto() -> None:
     _patch_noop_writes()
     _patch_encrypted_filters()
     _patch_alias_mappings()
+    _patch_atomic_writes()
 
 
 def _patched(func: Any) -> bool:
@@ -83,6 +84,32 @@ def _patch_noop_writes() -> None:
 
         _add_if_changed._streamq_patched = True  # type: ignore[attr-defined]
         dt.StreamShard.add = _add_if_changed  # type: ignore[method-assign]
+
+
+def _patch_atomic_writes() -> None:
+    """One DynamoDB write at a time. moto's server handles requests in threads and its
+    writes check a condition, then apply the change, with nothing in between held: two
+    conditional UpdateItems on one item could both pass. DynamoDB's writes are atomic
+    ("Individual write operations such as UpdateItem are atomic and always operate on the
+    most recent version of the item, regardless of concurrency": DynamoDB Developer Guide,
+    "Best practices for handling concurrent updates"), which is what makes a conditional
+    write an optimistic lock; ``refire --only-if due`` relies on it."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        method = getattr(DynamoDBBackend, name)
+        if _patched(method):
+            continue
+
+        def serialized(self: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            with lock:
+                return _method(self, *args, **kwargs)
+
+        serialized._streamq_patched = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, serialized)
 
 
 def kms_key_problem(key_arn: str) -> tuple[str, str] | None:
