@@ -2,6 +2,11 @@
 
 Resolution happens once, into a frozen :class:`Settings` that remembers where
 every value came from (``streamq config show`` prints it).
+
+This module knows nothing of the sandbox's internals (it imports only ``errors``,
+``durations`` and ``retry``): ``--sandbox`` takes the endpoint and names of the running
+sandbox from a lookup the caller passes in (the CLI passes
+``streamq.sandbox.state.running_sandbox``), so the import graph runs one way.
 """
 
 from __future__ import annotations
@@ -72,6 +77,26 @@ HELP: dict[str, str] = {
     "region": "AWS region",
     "endpoint_url": "AWS endpoint URL (also AWS_ENDPOINT_URL)",
 }
+
+
+@dataclass(frozen=True)
+class SandboxTarget:
+    """The endpoint and names of a running sandbox: what ``--sandbox`` points at."""
+
+    endpoint: str
+    region: str
+    table: str
+    function: str
+
+
+#: Finds the running sandbox (None: none is running).
+SandboxLookup = Callable[[], "SandboxTarget | None"]
+
+
+def wants_sandbox(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bool:
+    """--sandbox given, or STREAMQ_SANDBOX set (not 0)."""
+    env = os.environ if env is None else env
+    return bool(flags.get("sandbox")) or env.get("STREAMQ_SANDBOX", "") not in ("", "0")
 
 
 def user_config_dir() -> Path:
@@ -189,8 +214,13 @@ def resolve(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    sandbox: SandboxLookup | None = None,
 ) -> Settings:
-    """Resolve settings. ``flags`` holds only what the user passed (None = not passed)."""
+    """Resolve settings. ``flags`` holds only what the user passed (None = not passed).
+
+    ``sandbox`` finds the running sandbox; it is called only when the sandbox is asked
+    for (``--sandbox``, STREAMQ_SANDBOX). Asked for without a lookup: an error."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = os.environ if env is None else env
     outbox = flags.get("outbox") or env.get("STREAMQ_OUTBOX") or None
@@ -233,9 +263,9 @@ def resolve(
     if _opt_str(values["region"]) is not None:
         check_region(str(values["region"]), sources["region"])
 
-    sandbox = bool(flags.get("sandbox")) or env.get("STREAMQ_SANDBOX", "") not in ("", "0")
-    if sandbox:
-        _point_at_sandbox(values, sources)
+    use_sandbox = wants_sandbox(flags, env)
+    if use_sandbox:
+        _point_at_sandbox(values, sources, sandbox)
     return Settings(
         table=_opt_str(values["table"]),
         function=_opt_str(values["function"]),
@@ -253,7 +283,7 @@ def resolve(
         region=_opt_str(values["region"]),
         endpoint_url=_opt_str(values["endpoint_url"]),
         outbox=outbox,
-        sandbox=sandbox,
+        sandbox=use_sandbox,
         debug=bool(flags.get("debug")),
         sources=sources,
     )
@@ -328,19 +358,19 @@ def _opt_str(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _point_at_sandbox(values: dict[str, Any], sources: dict[str, str]) -> None:
+def _point_at_sandbox(values: dict[str, Any], sources: dict[str, str],
+                      lookup: SandboxLookup | None) -> None:
     """--sandbox: endpoint, region, table and function come from the running sandbox.
 
     Never mixed with real AWS: an explicit profile or endpoint is a conflict, and
     a sandbox that is not running is an error, not a fallback.
     """
     from .errors import StreamqError
-    from .sandbox.state import read_state
 
     for key in ("profile", "endpoint_url"):
         if sources[key] != "default":
             raise BadInput(f"--sandbox conflicts with {key} ({sources[key]})")
-    state = read_state()
+    state = lookup() if lookup is not None else None
     if state is None:
         raise StreamqError("the sandbox is not running: start it with `streamq sandbox up`")
     values["endpoint_url"], sources["endpoint_url"] = state.endpoint, "sandbox"

@@ -88,7 +88,15 @@ def resolve_settings(ctx: typer.Context | None, flags: dict[str, Any]) -> config
     # "Not given" is None (or False for a switch); 0 is a value (0 == False in Python).
     merged = {k: v for k, v in root.items() if v is not None and v is not False}
     merged.update({k: v for k, v in flags.items() if v is not None and v is not False})
-    return config.resolve(merged)
+    return config.resolve(merged, sandbox=running_sandbox)
+
+
+def running_sandbox() -> config.SandboxTarget | None:
+    """The running sandbox's endpoint and names, for ``--sandbox`` (imported only then:
+    settings resolution does not know the sandbox)."""
+    from ..sandbox.state import running_sandbox as lookup
+
+    return lookup()
 
 
 CTX_PARAM = "streamq_ctx"

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..config import user_state_dir
+from ..config import SandboxTarget, user_state_dir
 from ..files import private_dir, write_private
 
 SANDBOX_REGION = "us-east-1"
@@ -88,6 +88,16 @@ def read_state() -> SandboxState | None:
     if state is None or not pid_alive(state.pid) or not is_sandbox_process(state.pid):
         return None
     return state
+
+
+def running_sandbox() -> SandboxTarget | None:
+    """The endpoint and names of the running sandbox (None when none runs): what the CLI
+    hands to settings resolution for ``--sandbox``."""
+    state = read_state()
+    if state is None:
+        return None
+    return SandboxTarget(endpoint=state.endpoint, region=state.region, table=state.table,
+                         function=state.function)
 
 
 def write_state(state: SandboxState) -> None:
