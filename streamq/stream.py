@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-from collections.abc import Iterator
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .aws import Aws, aws_errors
-from .errors import NotFound
+from .aws import Aws, aws_errors, error_code
+from .errors import NotFound, StreamqError
 
 GET_RECORDS_MAX = 1000
 
@@ -105,13 +108,17 @@ def _seq_key(shard: Shard) -> tuple[int, str]:
 
 
 def shard_iterator(aws: Aws, stream_arn: str, shard_id: str, *, checkpoint: str | None = None,
-                   position: str = "TRIM_HORIZON") -> str:
-    """An iterator just after ``checkpoint``, or at ``position`` when there is none."""
+                   position: str = "TRIM_HORIZON", timestamp: float | None = None) -> str:
+    """An iterator just after ``checkpoint``, or at ``position`` when there is none
+    (``AT_TIMESTAMP`` takes ``timestamp``, epoch seconds)."""
     kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
     if checkpoint:
         kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=checkpoint)
     else:
         kwargs["ShardIteratorType"] = position
+        if position == "AT_TIMESTAMP":
+            kwargs["Timestamp"] = _dt.datetime.fromtimestamp(timestamp or 0,
+                                                             tz=_dt.timezone.utc)
     with aws_errors():
         return str(aws.client("dynamodbstreams").get_shard_iterator(**kwargs)["ShardIterator"])
 
@@ -129,10 +136,12 @@ class ShardReader:
     """Reads one shard forward from a checkpoint, keeping the iterator between calls."""
 
     def __init__(self, aws: Aws, stream_arn: str, shard: Shard, *,
-                 checkpoint: str | None = None, position: str = "TRIM_HORIZON") -> None:
+                 checkpoint: str | None = None, position: str = "TRIM_HORIZON",
+                 timestamp: float | None = None) -> None:
         self.aws, self.stream_arn, self.shard = aws, stream_arn, shard
         self.checkpoint = checkpoint
         self.position = position
+        self.timestamp = timestamp
         self._iterator: str | None = None
         self.exhausted = False
 
@@ -143,7 +152,8 @@ class ShardReader:
             return []
         if self._iterator is None:
             self._iterator = shard_iterator(self.aws, self.stream_arn, self.shard.shard_id,
-                                            checkpoint=self.checkpoint, position=self.position)
+                                            checkpoint=self.checkpoint, position=self.position,
+                                            timestamp=self.timestamp)
         records, nxt = get_records(self.aws, self._iterator, limit)
         if nxt is None:
             self.exhausted = True
@@ -181,6 +191,164 @@ def table_stream_arn(aws: Aws, table: str) -> str:
     if not arn or not desc.get("StreamSpecification", {}).get("StreamEnabled"):
         raise NotFound(f"table {table!r} has no stream enabled")
     return str(arn)
+
+
+# --------------------------------------------------------------------------- following
+
+
+class ShardTracker:
+    """Which shards to read, as the stream's shards come and go (pure bookkeeping).
+
+    A shard is readable once its parent is done (read to its end) or unknown to us (a
+    parent trimmed from the stream, or closed before we started); shards that appear
+    later are read from their beginning, so a split never loses records. Closed shards
+    present when following starts at LATEST are skipped: they hold only old records."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, Shard] = {}
+        self.done: set[str] = set()
+        self.started = False
+
+    def update(self, shards: Iterable[Shard], *, from_latest: bool) -> list[tuple[Shard, str]]:
+        """Take the stream's current shards; returns the new ones with the iterator type
+        each starts at (LATEST, TRIM_HORIZON or START: the position asked for)."""
+        fresh: list[tuple[Shard, str]] = []
+        for shard in lineage_order(list(shards)):
+            if shard.shard_id in self.known:
+                # A shard we know may have closed since: keep its new range.
+                self.known[shard.shard_id] = shard
+                continue
+            self.known[shard.shard_id] = shard
+            if not self.started:
+                if from_latest and not shard.is_open:
+                    self.done.add(shard.shard_id)
+                    continue
+                fresh.append((shard, "START"))
+            else:
+                fresh.append((shard, "TRIM_HORIZON"))
+        self.started = True
+        return fresh
+
+    def readable(self, shard_id: str) -> bool:
+        if shard_id in self.done:
+            return False
+        parent = self.known[shard_id].parent_shard_id
+        return parent is None or parent not in self.known or parent in self.done
+
+    def finish(self, shard_id: str) -> None:
+        self.done.add(shard_id)
+
+    def forget_missing(self, present: set[str]) -> None:
+        """Shards trimmed from the stream (24 h after they closed) leave the bookkeeping;
+        their children stay readable."""
+        for shard_id in list(self.known):
+            if shard_id not in present and shard_id in self.done:
+                del self.known[shard_id]
+
+
+_EXPIRED = {"ExpiredIteratorException"}
+_TRIMMED = {"TrimmedDataAccessException"}
+
+
+class StreamFollower:
+    """Follows a stream live across every shard: parents before children, new shards
+    picked up as they appear (DescribeStream every ``describe_every`` seconds), each
+    open shard polled about every ``poll_interval`` seconds while idle.
+
+    ``start``: ``LATEST`` (only what is written from now on), ``TRIM_HORIZON`` (all the
+    stream holds, up to 24 h) or ``AT_TIMESTAMP`` with ``at`` (epoch seconds: DynamoDB
+    Streams' GetShardIterator takes AT_TIMESTAMP with a Timestamp, botocore's
+    dynamodbstreams model; an endpoint that refuses it, such as moto, is read from
+    TRIM_HORIZON, and records older than ``at`` are skipped either way).
+
+    An iterator that expired (15 minutes unused) is re-created after the last record
+    read; a position trimmed away restarts at TRIM_HORIZON."""
+
+    def __init__(self, aws: Aws, stream_arn: str, *, start: str = "LATEST",
+                 at: float | None = None, poll_interval: float = 0.5,
+                 describe_every: float = 10.0) -> None:
+        self.aws, self.stream_arn = aws, stream_arn
+        self.start, self.at = start, at
+        self.poll_interval, self.describe_every = poll_interval, describe_every
+        self.tracker = ShardTracker()
+        self.readers: dict[str, ShardReader] = {}
+        self._described_at = -math.inf
+        self.at_timestamp_supported = True
+
+    @property
+    def shard_count(self) -> int:
+        return len(self.readers) + len(self.tracker.done - set(self.readers))
+
+    def _position(self, kind: str) -> str:
+        if kind == "START":
+            return self.start
+        return kind
+
+    def refresh(self) -> None:
+        info = describe_stream(self.aws, self.stream_arn)
+        self._described_at = time.monotonic()
+        for shard, kind in self.tracker.update(info.shards,
+                                               from_latest=self.start == "LATEST"):
+            self.readers[shard.shard_id] = ShardReader(self.aws, self.stream_arn, shard,
+                                                       position=self._position(kind),
+                                                       timestamp=self.at)
+        self.tracker.forget_missing({s.shard_id for s in info.shards})
+
+    def poll(self) -> list[tuple[str, dict[str, Any]]]:
+        """One round over the readable shards: (shard id, raw record) in stream order per
+        shard. Re-describes the stream when due."""
+        if time.monotonic() - self._described_at >= self.describe_every:
+            self.refresh()
+        out: list[tuple[str, dict[str, Any]]] = []
+        for shard_id in list(self.readers):
+            if not self.tracker.readable(shard_id):
+                continue
+            reader = self.readers[shard_id]
+            try:
+                records = reader.read()
+            except StreamqError as exc:
+                code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
+                if reader.position == "AT_TIMESTAMP" and reader.checkpoint is None:
+                    # An endpoint without AT_TIMESTAMP (moto): read from the oldest
+                    # record; older records are skipped below anyway.
+                    self.at_timestamp_supported = False
+                    reader.position = "TRIM_HORIZON"
+                    reader.rewind()
+                    continue
+                if code in _EXPIRED:
+                    reader.rewind()
+                    continue
+                if code in _TRIMMED:
+                    reader.checkpoint, reader.position = None, "TRIM_HORIZON"
+                    reader.rewind()
+                    continue
+                if isinstance(exc, NotFound):
+                    # The shard (or the stream) is gone: stop reading it.
+                    self.tracker.finish(shard_id)
+                    del self.readers[shard_id]
+                    continue
+                raise
+            for raw in records:
+                seq = str(raw.get("dynamodb", {}).get("SequenceNumber", ""))
+                if seq:
+                    reader.commit(seq)
+                if self.at is not None and epoch(raw.get("dynamodb", {}).get(
+                        "ApproximateCreationDateTime", 0)) < math.floor(self.at):
+                    continue
+                out.append((shard_id, raw))
+            if reader.exhausted:
+                self.tracker.finish(shard_id)
+                del self.readers[shard_id]
+        return out
+
+    def follow(self, stop: threading.Event | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every record from the start position on, until ``stop`` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            batch = self.poll()
+            yield from batch
+            if not batch:
+                stop.wait(self.poll_interval)
 
 
 # --------------------------------------------------------------------------- decoding

@@ -35,6 +35,12 @@ behave like AWS:
   to update the mapping when the function version changes"). The patch keeps the alias
   in the mapping's FunctionArn, as AWS does.
 
+* GetShardIterator with ``ShardIteratorType`` ``AT_TIMESTAMP`` and a ``Timestamp``
+  (botocore's dynamodbstreams model: "Start reading from the position denoted by a
+  specific timestamp"): moto fails with an internal error. The patch starts the iterator
+  at the shard's first record created at or after the timestamp (``streamq tail --from
+  TIME``).
+
 Run as ``python -m streamq.sandbox.server [--port N]``: prints ``PORT <n>`` on
 stdout once it listens (``--port 0`` picks a free port).
 """
@@ -54,6 +60,7 @@ def patch_moto() -> None:
     _patch_encrypted_filters()
     _patch_alias_mappings()
     _patch_atomic_writes()
+    _patch_at_timestamp()
 
 
 def _patched(func: Any) -> bool:
@@ -110,6 +117,40 @@ def _patch_atomic_writes() -> None:
 
         serialized._streamq_patched = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, serialized)
+
+
+def _patch_at_timestamp() -> None:
+    import calendar
+
+    from moto.core.responses import ActionResult
+    from moto.dynamodbstreams import models as sm
+    from moto.dynamodbstreams import responses as sr
+
+    original = sr.DynamoDBStreamsHandler.get_shard_iterator
+    if _patched(original):
+        return
+
+    def get_shard_iterator(self: Any) -> Any:
+        if self._get_param("ShardIteratorType") != "AT_TIMESTAMP":
+            return original(self)
+        at = float(self._get_param("Timestamp") or 0)
+        table = self.backend._get_table_from_arn(self._get_param("StreamArn"))
+        shard = table.stream_shard
+        seq = shard.starting_sequence_number + len(shard.items)
+        for index, rec in enumerate(shard.items):
+            created = rec.record["dynamodb"]["ApproximateCreationDateTime"]
+            # moto stamps records with a naive UTC datetime
+            when = (calendar.timegm(created.utctimetuple()) + created.microsecond / 1e6
+                    if hasattr(created, "utctimetuple") else float(created))
+            if when >= at:
+                seq = shard.starting_sequence_number + index
+                break
+        iterator = sm.ShardIterator(self.backend, shard, "AT_SEQUENCE_NUMBER", seq)
+        self.backend.shard_iterators[iterator.arn] = iterator
+        return ActionResult({"ShardIterator": iterator.arn})
+
+    get_shard_iterator._streamq_patched = True  # type: ignore[attr-defined]
+    sr.DynamoDBStreamsHandler.get_shard_iterator = get_shard_iterator  # type: ignore[method-assign]
 
 
 def kms_key_problem(key_arn: str) -> tuple[str, str] | None:
