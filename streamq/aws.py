@@ -6,6 +6,7 @@ boto3 is imported lazily: ``streamq --help`` and shell completion never pay for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -25,7 +26,10 @@ class Aws:
     """Lazily-built boto3 session and clients for one resolved :class:`Settings`."""
 
     def __init__(self, settings: Settings, *, max_pool_connections: int = 16,
-                 max_attempts: int | None = None, timeouts: Timeouts | None = None) -> None:
+                 max_attempts: int | None = None, timeouts: Timeouts | None = None,
+                 share: Aws | None = None) -> None:
+        """``share``: another Aws whose boto3 session (loaded service models, resolved
+        credentials) this one reuses, so its clients are cheap to make."""
         self.settings = settings
         self.max_pool_connections = max_pool_connections
         # AWS_MAX_ATTEMPTS is the AWS CLI's own knob; 5 attempts in standard mode otherwise.
@@ -36,12 +40,20 @@ class Aws:
         self.timeouts = timeouts or Timeouts.from_env()
         self._session: boto3.session.Session | None = None
         self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        # A boto3 session is not thread-safe: every Aws sharing one shares this lock.
+        self._lock: threading.RLock = threading.RLock() if share is None else share._lock
+        self._share = share
 
     @property
     def session(self) -> boto3.session.Session:
         if self._session is None:
-            with aws_errors():
+            with self._lock:
+                if self._session is None and self._share is not None:
+                    self._session = self._share.session
+        if self._session is None:
+            with self._lock, aws_errors():
+                if self._session is not None:
+                    return self._session
                 import boto3
 
                 kwargs: dict[str, Any] = {}
@@ -65,9 +77,22 @@ class Aws:
     def region(self) -> str | None:
         return self.session.region_name
 
+    def prefetch(self, *services: str) -> None:
+        """Make these clients on a background thread (client creation is mostly CPU,
+        but it overlaps with requests already in flight); errors surface on first use."""
+        def make() -> None:
+            for service in services:
+                with contextlib.suppress(Exception):
+                    self.client(service)
+
+        threading.Thread(target=make, name="aws-prefetch", daemon=True).start()
+
     def client(self, service: str, *, scan: bool = False) -> Any:
         """The client for ``service``; ``scan``: the one for Scan and Query pages, with
         the long read timeout (see streamq.waits for the timeouts and why)."""
+        made = self._clients.get(f"{service}:scan" if scan else service)
+        if made is not None:
+            return made
         with self._lock:
             name = f"{service}:scan" if scan else service
             if name not in self._clients:

@@ -1030,6 +1030,9 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
         head = read_journal(resume)  # check the file before touching AWS
         if only_if is not None and mode != head.only_if:
             raise BadInput(f"--only-if {mode} differs from the journal's ({head.only_if})")
+    # The trigger lookup needs the table's stream ARN, so it follows DescribeTable; the
+    # Lambda client it needs is made meanwhile, while DescribeTable is in flight.
+    aws.prefetch("lambda")
     info = describe_table(aws, settings.require_table())
     classifier = Classifier(settings, info)
 
@@ -1099,11 +1102,12 @@ def overlap_message(plan: RefirePlan, others: Sequence[dict[str, Any]]) -> str:
             "most once, with its resumes; two runs are two runs)")
 
 
-def writer_aws(settings: Settings, concurrency: int) -> Aws:
+def writer_aws(settings: Settings, concurrency: int, *, share: Aws | None = None) -> Aws:
     """The :class:`Aws` for :func:`run`'s writes: a connection per request in flight, and
     botocore's retries off (its ``max_attempts`` counts retries after the first try, so
-    0): the Toucher retries itself, each retry waiting for a token of the rate."""
-    return Aws(settings, max_pool_connections=concurrency + 2, max_attempts=0)
+    0): the Toucher retries itself, each retry waiting for a token of the rate.
+    ``share``: the pre-flight's Aws, whose boto3 session (models already loaded) it reuses."""
+    return Aws(settings, max_pool_connections=concurrency + 2, max_attempts=0, share=share)
 
 
 def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,

@@ -23,6 +23,7 @@ from .common import outbox_command
 from .queue_cmds import OlderOpt, RefireStatusOpt, WhereOpt, build_selection
 
 if TYPE_CHECKING:
+    from ..aws import Aws
     from ..refire import RefirePlan
 
 SELECT = "Selection"
@@ -217,7 +218,12 @@ def refire_cmd(
     from .. import runlock
     from ..aws import Aws
 
+    # The writes' client is made on a background thread while the pre-flight's requests
+    # are in flight (sharing their session), not after them.
     aws = Aws(settings)
+    writer = None if dry_run else lib.writer_aws(settings, concurrency, share=aws)
+    if writer is not None:
+        writer.prefetch("dynamodb")
     plan = lib.prepare(aws, settings, ids=ids or [], id_lines=id_lines,
                        selection=selection, resume=resume, journal=journal, only_if=mode,
                        uuid=uuid, rate=rate, concurrency=concurrency, deadline=deadline_s,
@@ -262,7 +268,7 @@ def refire_cmd(
             if not view.confirm(f"Refire {len(plan.targets)} record(s) in {plan.info.name} "
                                 f"({state_text})?"):
                 raise Refused("not confirmed: nothing was written")
-        _run(plan, fmt)
+        _run(plan, fmt, writer)
 
 
 def _overlap(plan: RefirePlan, others: list[dict[str, Any]], exclusive: bool) -> None:
@@ -325,14 +331,14 @@ def _ctrl_c_stops() -> Iterator[_Stops]:
             signal.signal(sig, handler)
 
 
-def _run(plan: RefirePlan, fmt: str) -> None:
+def _run(plan: RefirePlan, fmt: str, writer: Aws | None = None) -> None:
     from .. import refire as lib
     from ..render import refire as view
 
     shown = view.RunView(fmt, plan.info, plan.total)
     with _ctrl_c_stops() as stops:
         try:
-            summary = lib.run(plan, lib.writer_aws(plan.settings, plan.concurrency),
+            summary = lib.run(plan, writer or lib.writer_aws(plan.settings, plan.concurrency),
                               stop=stops.stop, abandon=stops.abandon, on_start=shown.start,
                               on_result=shown.result)
         finally:
