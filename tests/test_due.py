@@ -69,6 +69,9 @@ def test_list_selects_by_retry_state(ddb, endpoint, cli) -> None:
 
 
 def test_list_json_and_table_show_when_each_failed_record_is_due(ddb, endpoint, cli) -> None:
+    # Due times count from the seeding, not from whenever the command has finished (a
+    # loaded machine took over 2 s between the two, and next_due_at is in whole seconds).
+    seeded = time.time()
     seed_states(ddb)
     res = cli("list", "-t", TABLE, *POLICY, "--status", "all", "-o", "jsonl")
     docs = {r["key"]["id"]: r for r in res.jsonl()}
@@ -77,7 +80,7 @@ def test_list_json_and_table_show_when_each_failed_record_is_due(ddb, endpoint, 
         "dead1": "dead", "stuck1": None, "pending1": None}
     assert {k: d["status"] for k, d in docs.items() if d["retry"]} == dict.fromkeys(
         ["due1", "nolast", "wait1", "refired", "dead1"], "failed")  # failed stays failed
-    due_in = {k: _ts(d["next_due_at"]) - time.time() for k, d in docs.items()
+    due_in = {k: _ts(d["next_due_at"]) - seeded for k, d in docs.items()
               if d["next_due_at"]}
     assert set(due_in) == {"due1", "nolast", "wait1", "refired"}
     assert -52 < due_in["due1"] < -48  # due 10 s after an attempt 60 s ago
