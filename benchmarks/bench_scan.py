@@ -125,13 +125,15 @@ def tool(name: str) -> str:
 
 
 def child_env() -> dict[str, str]:
+    # PYTHONUNBUFFERED would make every line a write(2) for streamq and the boto3 script
+    # alike: measure what people run.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "STREAMQ_", "BOTO_"))}
+           if not k.startswith(("AWS_", "STREAMQ_", "BOTO_")) and k != "PYTHONUNBUFFERED"}
     env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/nonexistent",
                AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_EC2_METADATA_DISABLED="true",
                AWS_PAGER="", NO_COLOR="1")
-    for k in ("STREAMQ_FAST_PAGES", "STREAMQ_PROCESSES"):
+    for k in ("STREAMQ_FAST_PAGES",):
         if k in os.environ:
             env[k] = os.environ[k]
     return env
@@ -220,11 +222,12 @@ class Failed(RuntimeError):
     pass
 
 
-def run_wrapped(argv: list[str], out: Path, workdir: Path) -> tuple[float, float, float, str]:
+def run_wrapped(argv: list[str], out: Path, workdir: Path,
+                env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
     err = workdir / "child.stderr"
     proc = subprocess.run([sys.executable, "-c", WRAPPER, json.dumps(argv), str(out), str(err)],
-                          capture_output=True, text=True, env=child_env(), cwd=workdir,
-                          check=False)
+                          capture_output=True, text=True, env={**child_env(), **(env or {})},
+                          cwd=workdir, check=False)
     if proc.returncode != 0:
         raise Failed(f"wrapper failed: {proc.stderr.strip()[-2000:]}")
     res = json.loads(proc.stdout)
@@ -322,7 +325,8 @@ def exact(seen: list[str], want: set[str], what: str) -> str:
 
 
 def variants(url: str, box: Outbox, segments: list[int], commands: list[str],
-             workdir: Path, others: bool, aws_cli: bool) -> list[Variant]:
+             workdir: Path, others: bool, aws_cli: bool, extras: list[int],
+             first_delay: bool = True) -> list[Variant]:
     everything = {box.key(i) for i in range(box.n)}
     listed = box.expected(("failed", "stuck"))
     counts = box.counts()
@@ -330,9 +334,35 @@ def variants(url: str, box: Outbox, segments: list[int], commands: list[str],
     base = [tool("streamq"), "--table", TABLE, "--endpoint-url", url, "--region", REGION,
             "--stuck-after", STUCK_AFTER]
 
-    def wrapped(argv: list[str]) -> Callable[[Path], tuple[float, float | None,
-                                                         float | None, str]]:
-        return lambda o: run_wrapped(argv, o, workdir)
+    def wrapped(argv: list[str], env: dict[str, str] | None = None,
+                ) -> Callable[[Path], tuple[float, float | None, float | None, str]]:
+        return lambda o: run_wrapped(argv, o, workdir, env)
+
+    def ids_check(o: Path) -> str:
+        return exact(read_lines(o), listed, "list -o ids")
+
+    def count_check(o: Path) -> str:
+        got = int(o.read_text().strip())
+        if got != len(listed):
+            raise Failed(f"--count printed {got}, wanted {len(listed)}")
+        return f"exact: {got:,}"
+
+    def stats_check(o: Path) -> str:
+        doc = json.loads(o.read_text())
+        if doc["total"] != box.n or doc["counts"] != counts:
+            raise Failed(f"stats: total {doc['total']}, counts {doc['counts']}; "
+                         f"wanted {box.n}, {counts}")
+        return f"exact: {counts}"
+
+    def jsonl_check(o: Path) -> str:
+        keys = []
+        with o.open(encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if rec["status"] not in ("failed", "stuck"):
+                    raise Failed(f"jsonl printed a {rec['status']} record")
+                keys.append(rec["key"][KEY])
+        return exact(keys, listed, "list -o jsonl")
 
     for s in segments:
         for attrs, label in ((IDS_ATTRS, "raw (ids projection)"), (None, "raw (full items)")):
@@ -366,37 +396,25 @@ def variants(url: str, box: Outbox, segments: list[int], commands: list[str],
                                wrapped([*base, "list", "-o", "ids", *seg]),
                                lambda o: exact(read_lines(o), listed, "list -o ids")))
         if "count" in commands:
-            def count_check(o: Path) -> str:
-                got = int(o.read_text().strip())
-                if got != len(listed):
-                    raise Failed(f"--count printed {got}, wanted {len(listed)}")
-                return f"exact: {got:,}"
-
             out.append(Variant("streamq list --count", s,
                                wrapped([*base, "list", "--count", *seg]), count_check))
         if "stats" in commands:
-            def stats_check(o: Path) -> str:
-                doc = json.loads(o.read_text())
-                if doc["total"] != box.n or doc["counts"] != counts:
-                    raise Failed(f"stats: total {doc['total']}, counts {doc['counts']}; "
-                                 f"wanted {box.n}, {counts}")
-                return f"exact: {counts}"
-
             out.append(Variant("streamq stats", s,
                                wrapped([*base, "stats", "-o", "json", *seg]), stats_check))
         if "jsonl" in commands:
-            def jsonl_check(o: Path) -> str:
-                keys = []
-                with o.open(encoding="utf-8") as fh:
-                    for line in fh:
-                        rec = json.loads(line)
-                        if rec["status"] not in ("failed", "stuck"):
-                            raise Failed(f"jsonl printed a {rec['status']} record")
-                        keys.append(rec["key"][KEY])
-                return exact(keys, listed, "list -o jsonl")
-
             out.append(Variant("streamq list -o jsonl", s,
                                wrapped([*base, "list", "-o", "jsonl", *seg]), jsonl_check))
+        if s == max(segments) and extras and first_delay:
+            # At the widest scan: where the time goes (botocore's parse; the standard
+            # library's json instead of orjson).
+            ids = [*base, "list", "-o", "ids", *seg]
+            out.append(Variant("ids, botocore parse", s,
+                               wrapped(ids, {"STREAMQ_FAST_PAGES": "0"}), ids_check))
+            out.append(Variant("ids, stdlib json", s,
+                               wrapped(ids, {"STREAMQ_FAST_PAGES": "json"}), ids_check))
+            out.append(Variant("jsonl, stdlib json", s, wrapped(
+                [*base, "list", "-o", "jsonl", *seg], {"STREAMQ_FAST_PAGES": "json"}),
+                jsonl_check))
     if others:
         out.append(Variant("boto3 paginator script", 1,
                            wrapped([sys.executable, "-c", BOTO3_SCRIPT, url, TABLE,
@@ -449,7 +467,8 @@ def bench(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> None:
             for delay in args.delays:
                 ep.set_delay(delay)
                 vs = variants(ep.url, box, args.segments, args.commands, workdir,
-                              not args.skip_boto3, not args.skip_aws_cli)
+                              not args.skip_boto3, not args.skip_aws_cli, args.workers,
+                              delay == args.delays[0])
                 for v in vs:
                     out = workdir / "out"
                     cpu0 = ep.cpu()
@@ -534,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", default="1,2,4,8")
     ap.add_argument("--commands", default="ids,count,stats,jsonl")
     ap.add_argument("--processes", type=int, default=1, help="endpoint processes [1]")
+    ap.add_argument("--no-compare", action="store_true", help="skip the parse comparisons "
+                    "(botocore's parse, stdlib json) at the widest segment count")
     ap.add_argument("--skip-aws-cli", action="store_true")
     ap.add_argument("--skip-boto3", action="store_true")
     args = ap.parse_args(argv)
@@ -541,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     args.delays = [float(x) for x in args.delays.split(",") if x]
     args.segments = [int(x) for x in args.segments.split(",") if x]
     args.commands = [x.strip() for x in args.commands.split(",") if x.strip()]
+    args.workers = [] if args.no_compare else [1]
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     started, load = time.time(), os.getloadavg()
     rows: list[Row] = []
