@@ -401,9 +401,10 @@ class Classifier:
     A failed record also gets its retry state from the policy (streamq.retry): dead when
     its attempts reached max_attempts, else due once its backoff has passed since its last
     attempt. The last attempt is the later of the last-attempt attribute and the refire
-    timestamp (a refire the handler has not processed yet counts as an attempt, so a
-    scheduler does not fire it again meanwhile, and fires it again if it was lost), or
-    the created time when neither is there."""
+    timestamp, or the created time when neither is there. A refire newer than the last
+    attempt is in flight (the handler has not processed it yet): the record waits at
+    least --stuck-after from it, so a scheduler does not fire it again while the trigger
+    still has it, and does fire it again if it was lost."""
 
     def __init__(self, settings: Settings, info: TableInfo, now: float | None = None, *,
                  retry: bool = True) -> None:
@@ -449,8 +450,13 @@ class Classifier:
         if last is None and rec.created_at is not None:
             last, source = rec.created_at, s.created_attr
         rec.last_attempt_at, rec.last_attempt_from = last, source
+        # A refire newer than the last attempt is in flight: the handler has not attempted
+        # the record since. It is due again only once a record would count as stuck (the
+        # pipeline should have handled it by then: the refire was probably lost), or
+        # after its backoff if that is longer; never while the trigger still has it.
+        in_flight = s.stuck_after if source == s.refired_attr else 0.0
         rec.retry, rec.next_due_at = self.policy.state(rec.attempts, last, key_id(rec.key),
-                                                       self.now)
+                                                       self.now, min_wait=in_flight)
 
 
 # --------------------------------------------------------------------------- --where

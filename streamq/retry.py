@@ -175,17 +175,18 @@ class RetryPolicy:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def state(self, attempts: int | None, last_attempt: float | None, seed: str,
-              now: float) -> tuple[str, float | None]:
+              now: float, *, min_wait: float = 0.0) -> tuple[str, float | None]:
         """(due | waiting | dead, next due time) of a failed record.
 
         ``attempts`` None (absent or not a number): it failed at least once, its count
         is unknown, so it is never dead and waits the first delay. ``last_attempt`` None
-        (no readable time): due now, next due time unknown (None). Dead: None."""
+        (no readable time): due now, next due time unknown (None). Dead: None.
+        ``min_wait``: the least wait (a refire in flight waits for the pipeline)."""
         if attempts is not None and attempts >= self.max_attempts:
             return DEAD, None
         if last_attempt is None:
             return DUE, None
-        due_at = last_attempt + self.backoff.delay(attempts or 1, seed)
+        due_at = last_attempt + max(self.backoff.delay(attempts or 1, seed), min_wait)
         return (DUE if now >= due_at else WAITING), due_at
 
     def schedule(self, seed: str | None = None) -> list[tuple[int, float, float]]:

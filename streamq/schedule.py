@@ -23,7 +23,15 @@ from .aws import Aws
 from .config import Settings, user_state_dir
 from .errors import AwsError, StreamqError
 from .outbox import Condition, Item, Record, Selection, iso, key_plain
-from .refire import DEFAULT_CONCURRENCY, DEFAULT_RATE, Summary, prepare, run, writer_aws
+from .refire import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RATE,
+    OUTCOMES,
+    Summary,
+    prepare,
+    run,
+    writer_aws,
+)
 
 
 def default_journal_dir() -> Path:
@@ -84,7 +92,7 @@ class Round:
             "started": iso(self.started),
             "due": self.due,
             **(s.to_json() if s is not None else
-               {"refired": 0, "missing": 0, "skipped": 0, "failed": 0, "not_reached": 0}),
+               {**dict.fromkeys(OUTCOMES, 0), "not_reached": 0}),
             "waiting": self.waiting,
             "dead": self.dead,
             "next_due_at": None if self.next_due_at is None else iso(self.next_due_at),

@@ -127,6 +127,13 @@ def test_due_waiting_dead_boundaries() -> None:
     assert p.state(0, 1000.0, "k", now=1010.0) == ("due", 1010.0)
 
 
+def test_min_wait_is_a_floor_under_the_backoff() -> None:
+    p = RetryPolicy(Backoff(base=10, factor=2, jitter=0, cap=100), max_attempts=3)
+    assert p.state(1, 1000.0, "k", now=1010.0, min_wait=30) == ("waiting", 1030.0)
+    assert p.state(2, 1000.0, "k", now=1030.0, min_wait=5) == ("due", 1020.0)
+    assert p.state(3, 1000.0, "k", now=0, min_wait=30) == ("dead", None)
+
+
 def test_jittered_boundary_is_the_records_own() -> None:
     p = RetryPolicy(Backoff(base=100, factor=2, jitter=0.5, cap=1000), max_attempts=8)
     seed = SEEDS[3]
@@ -159,13 +166,19 @@ def test_classifier_reads_the_last_attempt_the_refire_and_the_created_time() -> 
     # attempts 2 -> waits 20 s
     r = c.classify(_item("b", attempts={"N": "2"}, last_attempt_at={"S": iso}))
     assert (r.retry, r.next_due_at) == ("waiting", t + 20)
-    # a refire after the last attempt counts as one: wait again from the refire
-    r = c.classify(_item("c", attempts={"N": "1"}, last_attempt_at={"N": str(t - 100)},
+    # a refire after the last attempt is in flight: from the refire, it waits at least
+    # stuck-after (default 5 m), or its backoff when that is longer
+    r = c.classify(_item("c", attempts={"N": "1"}, last_attempt_at={"N": str(t - 1000)},
                          refired_at={"S": iso}))
-    assert (r.retry, r.next_due_at, r.last_attempt_from) == ("due", t + 10, "refired_at")
-    r = c.classify(_item("c2", attempts={"N": "1"}, last_attempt_at={"N": str(t)},
+    assert (r.retry, r.next_due_at, r.last_attempt_from) == ("waiting", t + 300, "refired_at")
+    c.now = t + 300
+    assert c.classify(r.item).retry == "due"  # the refire was lost: due again
+    c.now = t + 15
+    r = c.classify(_item("c2", attempts={"N": "2"}, last_attempt_at={"N": str(t)},
                          refired_at={"N": str(t + 8)}))
-    assert (r.retry, r.next_due_at) == ("waiting", t + 18)
+    assert (r.retry, r.next_due_at) == ("waiting", t + 308)
+    short = Classifier(_settings(stuck_after="5s"), INFO, now=t + 15)  # type: ignore[arg-type]
+    assert short.classify(r.item).next_due_at == t + 8 + 20  # the backoff is longer
     # an older refire (the handler attempted since) does not count
     r = c.classify(_item("d", attempts={"N": "1"}, last_attempt_at={"S": iso},
                          refired_at={"N": str(t - 50)}))

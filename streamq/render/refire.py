@@ -278,6 +278,8 @@ def round_line(doc: dict[str, Any]) -> str:
     else:
         body = (f"{doc['due']} due: refired {doc['refired']}, skipped {doc['skipped']}, "
                 f"missing {doc['missing']}, failed {doc['failed']}")
+        if doc.get("unknown"):
+            body += f", unknown {doc['unknown']}"
         if doc.get("not_reached"):
             body += f", not reached {doc['not_reached']}"
         body += f" in {doc.get('elapsed_seconds', 0):.1f}s"

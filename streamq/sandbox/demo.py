@@ -58,6 +58,13 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
 
 
+def _now_iso_ms() -> str:
+    """The attempt time, to the millisecond: the retry policy's backoff counts from it
+    (streamq.retry), and a whole second would make a record due up to 1 s early."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     env = os.environ
     outbox = env.get("MAIL_OUTBOX_TABLE", "mail_outbox")
@@ -112,7 +119,7 @@ def _record_failure(ddb: Any, table: str, keys: dict[str, Any], error: str) -> N
             ConditionExpression="attribute_exists(#k)",
             ExpressionAttributeNames={"#e": ERROR_ATTR, "#t": "last_attempt_at",
                                       "#a": ATTEMPTS_ATTR, "#r": REFIRED_ATTR, "#k": first},
-            ExpressionAttributeValues={":e": {"S": error}, ":t": {"S": _now_iso()},
+            ExpressionAttributeValues={":e": {"S": error}, ":t": {"S": _now_iso_ms()},
                                        ":zero": {"N": "0"}, ":one": {"N": "1"}})
     except Exception as exc:
         if "ConditionalCheckFailed" not in type(exc).__name__ + str(exc):
