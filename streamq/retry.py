@@ -17,7 +17,7 @@ wiki page "Error Handling"): a per-attempt growing delay with per-job jitter so 
 failing together do not retry together; a retry limit after which a job moves to a
 *dead* set that is shown apart and retried only by hand; and the failure time per job
 (``failed_at``/``retried_at`` there, ``last_attempt_at`` here). Not taken: Sidekiq's
-polynomial ``count**4 + 15 + rand(10)*(count+1)`` (an outbox in front of a rate-limited
+polynomial ``count**4 + 15 + rand(30)*(count+1)`` (an outbox in front of a rate-limited
 API wants a plain ``base * factor**n`` that its operator can read off), its random (not
 reproducible) jitter, and its 25 retries over ~21 days (a stream outbox's records are
 usually worth less after hours: default 8 attempts, capped at 6 h per wait).

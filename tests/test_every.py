@@ -44,33 +44,44 @@ class Scheduler:
              "--yes", "-o", "jsonl", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self.lines: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.err: list[str] = []
+        self._readers = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for t in self._readers:
+            t.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(json.loads(line))
 
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.err.extend(self.proc.stderr)
+
     def wait_rounds(self, n: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while len(self.lines) < n:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
-                _, err = self.proc.communicate()
-                raise AssertionError(f"{len(self.lines)} round(s) seen; stderr: {err}")
+                self.proc.wait()
+                raise AssertionError(f"{len(self.lines)} round(s) seen; stderr: "
+                                     f"{''.join(self.err)}")
             time.sleep(0.05)
 
     def stop(self, sig: int, timeout: float = 20) -> tuple[int, str, float]:
         started = time.monotonic()
         self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-        self._reader.join(timeout=5)
-        return self.proc.returncode, err, time.monotonic() - started
+                self.proc.wait()
+        took = time.monotonic() - started
+        for t in self._readers:
+            t.join(timeout=5)
+        return self.proc.returncode, "".join(self.err), took
 
 
 def test_rounds_until_sigterm_exit_0(ddb, endpoint, tmp_path) -> None:
@@ -93,7 +104,9 @@ def test_rounds_until_sigterm_exit_0(ddb, endpoint, tmp_path) -> None:
     assert journal.read_text().count('"outcome":"refired"') == 5
     # one summary line per round on stderr
     assert err.count("\nround ") + err.startswith("round ") == len(sched.lines)
-    assert "round 1 at " in err and "5 due: refired 5, skipped 0, missing 0, failed 0" in err
+    assert "round 1 at " in err and "5 due: refired 5 in " in err
+    assert "1 waiting (next due in 1h5" in err and f"journal {journal.name}\n" in err
+    assert "round 2 at " in err and "nothing due; 6 waiting (next due in 59m)" in err
     assert [count_of(ddb, k) for k in [*keys, "dead", "waiting"]] == [1] * 5 + [0, 0]
 
 

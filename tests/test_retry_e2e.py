@@ -107,9 +107,12 @@ def test_scheduled_rounds_deliver_the_rate_limited_and_bury_the_undeliverable(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ})
     rounds: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: rounds.extend(
-        json.loads(line) for line in proc.stdout or ()), daemon=True)
-    reader.start()
+    errs: list[str] = []
+    readers = [threading.Thread(target=lambda: rounds.extend(
+                   json.loads(line) for line in proc.stdout or ()), daemon=True),
+               threading.Thread(target=lambda: errs.extend(proc.stderr or ()), daemon=True)]
+    for r in readers:
+        r.start()
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -131,8 +134,14 @@ def test_scheduled_rounds_deliver_the_rate_limited_and_bury_the_undeliverable(
         time.sleep(2.5)  # the poller's batching window: anything fired would be sent now
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        reader.join(timeout=5)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        for r in readers:
+            r.join(timeout=5)
+    err = "".join(errs)
     assert proc.returncode == 0, err
     assert "(SIGTERM)" in err and "Traceback" not in err
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import time
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import dumps
@@ -262,7 +263,9 @@ def elapsed_since(start: float) -> float:
 
 
 def round_line(doc: dict[str, Any]) -> str:
-    """One line per scheduled round (``refire --due --every``), from ``Round.to_json``."""
+    """One line per scheduled round (``refire --due --every``), from ``Round.to_json``:
+    ``round 3 at …Z: 12 due: refired 11, missing 1 in 1.3s; 5 waiting (next due in
+    45s), 20 dead; journal r-….jsonl`` (outcomes that did not happen are left out)."""
     from datetime import datetime
 
     from ..durations import humanize
@@ -276,19 +279,17 @@ def round_line(doc: dict[str, Any]) -> str:
     if not doc["due"]:
         body = "nothing due"
     else:
-        body = (f"{doc['due']} due: refired {doc['refired']}, skipped {doc['skipped']}, "
-                f"missing {doc['missing']}, failed {doc['failed']}")
-        if doc.get("unknown"):
-            body += f", unknown {doc['unknown']}"
-        if doc.get("not_reached"):
-            body += f", not reached {doc['not_reached']}"
-        body += f" in {doc.get('elapsed_seconds', 0):.1f}s"
+        counts = [f"{name.replace('_', ' ')} {doc[name]}" for name in
+                  ("refired", "skipped", "missing", "failed", "unknown", "not_reached")
+                  if doc.get(name) or name == "refired"]
+        body = f"{doc['due']} due: {', '.join(counts)} in {doc.get('elapsed_seconds', 0):.1f}s"
     rest = f"{doc['waiting']} waiting"
     if doc.get("next_due_at"):
         at = datetime.fromisoformat(doc["next_due_at"].replace("Z", "+00:00")).timestamp()
         rest += f" (next due in {humanize(max(at - time.time(), 1.0))})"
     rest += f", {doc['dead']} dead"
-    return head + body + "; " + rest + (f"; journal {doc['journal']}" if doc["journal"] else "")
+    journal = f"; journal {Path(doc['journal']).name}" if doc.get("journal") else ""
+    return head + body + "; " + rest + journal
 
 
 def print_round(doc: dict[str, Any], *, jsonl: bool, out: IO[str] | None = None) -> None:
