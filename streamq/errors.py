@@ -13,7 +13,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     ERROR = 1  # AWS or runtime error
     USAGE = 2  # usage, bad input, missing configuration
-    PARTIAL = 3  # some items failed
+    PARTIAL = 3  # some items failed; doctor: a check failed; config-trigger --check: drift
     NOT_FOUND = 4  # table, stream, trigger or item not found
     REFUSED = 5  # refused for safety (no --yes on a non-TTY, pre-flight failed)
     INTERRUPTED = 130  # Ctrl-C

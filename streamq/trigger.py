@@ -693,12 +693,10 @@ def _table_of_stream(arn: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def changes_from_file(path: str, mapping: Mapping[str, Any], *,
-                      force: bool = False) -> tuple[dict[str, Any], list[str]]:
-    """Read an ``--export`` document; return (fields to set, notes). Unknown keys or bad
-    values: BadInput. A file from another table's or function's trigger: Refused unless
-    ``force``."""
-    from .errors import Refused
+def read_saved_config(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read an ``--export`` document (``-``: stdin): (the document, its settable fields
+    validated and normalized). Only the fields the document has are returned. Unknown
+    keys, another ``Format`` or bad values: BadInput naming the file."""
     from .inputs import MiB, loads, read_input
 
     # An export is about 2 KB; 10 filters of 4096 characters stay far below 1 MiB.
@@ -716,6 +714,18 @@ def changes_from_file(path: str, mapping: Mapping[str, Any], *,
             raise BadInput(f"{path}: {name} must be a string, as --export prints it")
     if doc.get("Format") not in (None, EXPORT_FORMAT):
         raise BadInput(f"{path}: Format {doc.get('Format')!r} is not {EXPORT_FORMAT!r}")
+    values = {k: doc[k] for k in SETTABLE if k in doc}
+    return doc, validate_config(values, str(path))
+
+
+def changes_from_file(path: str, mapping: Mapping[str, Any], *,
+                      force: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Read an ``--export`` document; return (fields to set, notes). Unknown keys or bad
+    values: BadInput. A file from another table's or function's trigger: Refused unless
+    ``force``."""
+    from .errors import Refused
+
+    doc, values = read_saved_config(path)
     notes: list[str] = []
     here_table = _table_of_stream(mapping.get("EventSourceArn"))
     file_table = _table_of_stream(doc.get("EventSourceArn"))
@@ -734,8 +744,7 @@ def changes_from_file(path: str, mapping: Mapping[str, Any], *,
         notes.append(msg + "; applying anyway (--force)")
     if doc.get("UUID") and doc["UUID"] != mapping.get("UUID"):
         notes.append(f"{path} names mapping {doc['UUID']}; applying to {mapping.get('UUID')}")
-    values = {k: doc[k] for k in SETTABLE if k in doc}
-    return validate_config(values, str(path)), notes
+    return values, notes
 
 
 def write_backup(mapping: Mapping[str, Any], directory: Path | None = None) -> Path:

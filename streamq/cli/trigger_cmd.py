@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import Settings
-from ..errors import BadInput, Refused
+from ..errors import BadInput, ExitCode, Refused
 from .common import TableOrJson, outbox_command, value_of
 
 CHANGES = "Changes"
@@ -76,6 +76,11 @@ def config_trigger_cmd(
     export: Annotated[bool, _opt(
         "--export", help="Print the current configuration as JSON (the --from-file format).",
         panel=APPLY)] = False,
+    check: Annotated[str | None, _opt(
+        "--check", help="Compare the trigger with a configuration saved by --export (- "
+        "reads stdin): exit 0 when they match, 3 when they differ or a field cannot be "
+        "read, with the differences on stdout. Fields the file leaves out are not "
+        "checked.", metavar="FILE", panel=APPLY)] = None,
     from_file: Annotated[str | None, _opt(
         "--from-file", help="Apply a configuration saved by --export (or a backup); - reads "
         "stdin.", panel=APPLY)] = None,
@@ -111,9 +116,13 @@ def config_trigger_cmd(
     (no kms:Decrypt) is shown as unknown, never as "no filter", and left alone unless a
     filter flag replaces it.
 
-    Exit codes: 0 ok (or nothing to change), 1 AWS error or verification failed,
-    2 bad value, 4 no stream or no trigger, 5 refused (no --yes, an error-level lint,
-    or --from-file of another trigger, without --force).
+    --check FILE compares the trigger with a saved --export (drift, for CI and cron):
+    only the fields the file has; a filter that cannot be read is unknown, never equal.
+
+    Exit codes: 0 ok (or nothing to change; --check: in sync), 1 AWS error or
+    verification failed, 2 bad value or bad file, 3 --check: drift (or a checked field
+    cannot be read), 4 no stream or no trigger, 5 refused (no --yes, an error-level
+    lint, or --from-file of another trigger, without --force).
 
     Examples:
 
@@ -130,6 +139,8 @@ def config_trigger_cmd(
       streamq config-trigger --export > trigger.json
 
       streamq config-trigger --from-file trigger.json --yes
+
+      streamq config-trigger --check trigger.json || echo "the trigger drifted"
 
       streamq config-trigger --disable --yes
     """
@@ -167,6 +178,9 @@ def config_trigger_cmd(
     if export and (asked or from_file):
         raise BadInput("--export prints the current configuration; it takes no change flag "
                        "and no --from-file")
+    if check is not None and (asked or from_file or export or dry_run or yes or force):
+        raise BadInput("--check only compares: it takes no change flag, --from-file, "
+                       "--export, --dry-run, --yes or --force")
     if from_file and asked:
         raise BadInput("--from-file applies a whole configuration; combine it with no change "
                        "flag (edit the file instead)")
@@ -174,6 +188,11 @@ def config_trigger_cmd(
         raise BadInput("--force goes with change flags or --from-file")
     timeout = parse_duration(wait_timeout, what="--wait-timeout")
     fmt = render.table_or_json(value_of(output))
+    saved: tuple[dict[str, Any], dict[str, Any]] | None = None
+    if check is not None:
+        from ..trigger import read_saved_config
+
+        saved = read_saved_config(check)  # a bad file is exit 2 before any AWS call
 
     aws = Aws(settings)
     info = describe_table(aws, settings.require_table())
@@ -182,6 +201,22 @@ def config_trigger_cmd(
     mapping = get_mapping(aws, str(found["UUID"]))
 
     hidden = filter_hidden(mapping)
+    if saved is not None:
+        from ..drift import IN_SYNC, check_drift
+
+        report = check_drift(mapping, *saved, source="-" if check == "-" else str(check))
+        doc = report.to_json()
+        if fmt == "json":
+            render.print_json(doc)
+        else:
+            view.show_drift(doc)
+        for note in report.notes:
+            render.info(note)
+        if report.status == IN_SYNC:
+            render.info(report.summary())
+            return
+        render.warn(report.summary())
+        raise typer.Exit(int(ExitCode.PARTIAL))
     if export:
         if hidden:
             render.warn(f"the trigger's filter is {hidden}; the export leaves "

@@ -81,3 +81,32 @@ def show_target(uuid: str, function_arn: str, table: str, out: IO[str] | None = 
     console = _console(out or sys.stdout)
     console.print(f"trigger   {escape(uuid)} (table {escape(table)})", soft_wrap=True)
     console.print(f"function  {escape(function_arn)}", soft_wrap=True)
+
+
+def show_drift(doc: dict[str, Any], out: IO[str] | None = None) -> None:
+    """``--check``: which trigger, then one row per field that differs from the file (or
+    cannot be read), the file's value beside the live one; the fields not checked."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console(out or sys.stdout)
+    console.print(f"trigger   {escape(str(doc['UUID']))} (state {escape(str(doc['State']))})",
+                  soft_wrap=True)
+    console.print(f"function  {escape(str(doc['FunctionArn']))}", soft_wrap=True)
+    console.print(f"saved     {escape(str(doc['file']))}", soft_wrap=True)
+    if doc["differences"]:
+        t = Table(box=None, pad_edge=False, header_style="bold")
+        t.add_column("FIELD")
+        t.add_column("SAVED", overflow="fold")
+        t.add_column("LIVE", overflow="fold")
+        for row in doc["differences"]:
+            live = escape(row["live_display"])
+            t.add_row(row["field"], f"[green]{escape(row['saved_display'])}[/green]",
+                      f"[yellow]{live}[/yellow]" if row["status"] == "unknown"
+                      else f"[red]{live}[/red]")
+        console.print(t)
+    else:
+        console.print(f"no differences in the {len(doc['checked'])} checked field(s)")
+    if doc["unchecked"]:
+        console.print(f"not in the file, not checked: {escape(', '.join(doc['unchecked']))}",
+                      soft_wrap=True)
