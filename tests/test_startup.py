@@ -29,7 +29,7 @@ def _probe(args: list[str], env: dict[str, str] | None = None) -> subprocess.Com
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list", "--help"], ["stats", "--help"],
-                                  ["doctor", "--help"], ["tail", "--help"],
+                                  ["doctor", "--help"], ["tail", "--help"], ["watch", "--help"],
                                   ["--version"]])
 def test_help_imports_no_boto3(args: list[str]) -> None:
     res = _probe(args)
