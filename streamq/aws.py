@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,10 +39,14 @@ class Aws:
         self.max_attempts = (max_attempts if max_attempts is not None
                              else int(env) if env.isdigit() and int(env) > 0 else 5)
         self.timeouts = timeouts or Timeouts.from_env()
-        self._session: boto3.session.Session | None = None
+        self._session: boto3.session.Session | None = settings.session
         self._clients: dict[str, Any] = {}
-        # A boto3 session is not thread-safe: every Aws sharing one shares this lock.
-        self._lock: threading.RLock = threading.RLock() if share is None else share._lock
+        # A boto3 session is not thread-safe: every Aws sharing one shares this lock (a
+        # caller's session, given through Settings.session, has one lock for all).
+        self._lock: threading.RLock = (share._lock if share is not None
+                                       else _session_lock(settings.session)
+                                       if settings.session is not None
+                                       else threading.RLock())
         self._share = share
 
     @property
@@ -75,6 +80,10 @@ class Aws:
 
     @property
     def region(self) -> str | None:
+        # A caller's session keeps its own region; an explicit region applies to the
+        # clients made from it (see client()).
+        if self.settings.session is not None and self.settings.region:
+            return self.settings.region
         return self.session.region_name
 
     def prefetch(self, *services: str) -> None:
@@ -111,6 +120,8 @@ class Aws:
                         client = self.session.client(
                             service,  # type: ignore[call-overload]
                             endpoint_url=self.settings.endpoint_url, config=cfg,
+                            # None: the session's region (ours was made with it).
+                            region_name=self.settings.region,
                         )
                     except ValueError as exc:
                         if isinstance(exc, StreamqError) or translate(exc) is not None:
@@ -145,6 +156,23 @@ class Aws:
     def _endpoint_vars() -> list[str]:
         return sorted(k for k in os.environ
                       if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_"))
+
+
+_SESSION_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_SESSION_LOCKS_GUARD = threading.Lock()
+
+
+def _session_lock(session: Any) -> threading.RLock:
+    """One lock per caller's boto3 session, shared by every Aws that wraps it: "Session
+    objects are not thread safe and should not be shared across threads and processes"
+    (boto3 User Guide, Session, "Multithreading or multiprocessing with sessions"); the
+    clients made from it are thread safe (same guide, Low-level clients), so only making
+    them is locked."""
+    with _SESSION_LOCKS_GUARD:
+        lock = _SESSION_LOCKS.get(session)
+        if lock is None:
+            lock = _SESSION_LOCKS[session] = threading.RLock()
+        return lock
 
 
 def _track(client: Any, read_timeout: float) -> None:

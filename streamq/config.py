@@ -130,6 +130,9 @@ class Settings:
     sandbox: bool = False
     debug: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: A caller's boto3 session (the Python API's ``Outbox(session=...)``), which
+    #: streamq.aws.Aws wraps instead of making its own; None: Aws makes one.
+    session: Any = field(default=None, compare=False, repr=False)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -242,6 +245,38 @@ def resolve(
             values[key] = flags[key]
             sources[key] = "flag --" + key.replace("_", "-")
 
+    use_sandbox = wants_sandbox(flags, env)
+
+    def point_at_sandbox() -> None:
+        if use_sandbox:
+            _point_at_sandbox(values, sources, sandbox)
+
+    return _build(values, sources, outbox=outbox, sandbox=use_sandbox,
+                  debug=bool(flags.get("debug")), then=point_at_sandbox)
+
+
+def from_values(values: Mapping[str, Any], *, session: Any = None) -> Settings:
+    """Settings from explicit values only (the Python API's way in): no streamq.toml, no
+    STREAMQ_* environment, no sandbox lookup; checked exactly as :func:`resolve` checks
+    them (BadInput naming the argument). ``session``: a caller's boto3 session, which
+    :class:`streamq.aws.Aws` then wraps instead of making its own."""
+    unknown = sorted(set(values) - set(DEFAULTS))
+    if unknown:
+        raise BadInput(f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    merged: dict[str, Any] = dict(DEFAULTS)
+    sources: dict[str, str] = {k: "default" for k in DEFAULTS}
+    for key, value in values.items():
+        if value is not None:
+            merged[key] = value
+            sources[key] = f"argument {key}"
+    return _build(merged, sources, outbox=None, sandbox=False, debug=False, session=session)
+
+
+def _build(values: dict[str, Any], sources: dict[str, str], *, outbox: str | None,
+           sandbox: bool, debug: bool, session: Any = None,
+           then: Callable[[], None] | None = None) -> Settings:
+    """Check the merged values and make the frozen Settings (``then`` runs after the
+    checks, before the values are taken: --sandbox's endpoint and names)."""
     for key in ("created_attr", "error_attr", "attempts_attr", "refired_attr",
                 "refire_count_attr", "refire_run_attr", "last_attempt_attr"):
         if not isinstance(values[key], str) or not values[key]:
@@ -262,10 +297,8 @@ def resolve(
         check_endpoint_url(str(values["endpoint_url"]), sources["endpoint_url"])
     if _opt_str(values["region"]) is not None:
         check_region(str(values["region"]), sources["region"])
-
-    use_sandbox = wants_sandbox(flags, env)
-    if use_sandbox:
-        _point_at_sandbox(values, sources, sandbox)
+    if then is not None:
+        then()
     return Settings(
         table=_opt_str(values["table"]),
         function=_opt_str(values["function"]),
@@ -283,9 +316,10 @@ def resolve(
         region=_opt_str(values["region"]),
         endpoint_url=_opt_str(values["endpoint_url"]),
         outbox=outbox,
-        sandbox=use_sandbox,
-        debug=bool(flags.get("debug")),
+        sandbox=sandbox,
+        debug=debug,
         sources=sources,
+        session=session,
     )
 
 

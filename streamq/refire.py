@@ -67,6 +67,7 @@ from .outbox import (
     AV,
     Classifier,
     Item,
+    Record,
     Selection,
     TableInfo,
     describe_table,
@@ -1011,6 +1012,7 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
             rate: float = DEFAULT_RATE, concurrency: int = DEFAULT_CONCURRENCY,
             deadline: float = RECORD_DEADLINE, dry_run: bool = False, force: bool = False,
             progress: Callable[[str], AbstractContextManager[Any]] | None = None,
+            records: Sequence[Record] | None = None, statuses: Sequence[str] = (),
             ) -> RefirePlan:
     """Plan a refire; reads, never writes.
 
@@ -1021,10 +1023,13 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
     state), the items read where the trigger's filter, ``--only-if stuck`` or a dry run
     need them, the filter check and the outcomes known without a write. ``progress``
     (a label -> context manager whose value has ``advance(n)``) shows the selecting scan.
+    ``records``: records already selected (the Python API: ``Outbox.records()``), planned
+    as the filters' records are, ``statuses`` being the statuses they were selected by.
     Raises BadInput / NotFound for bad input; refusals are left to the caller
     (:meth:`RefirePlan.refusal`), so that a dry run can show them."""
     has_ids = bool(ids) or id_lines is not None
-    mode = check_selection(ids=has_ids, filters=selection is not None, resume=resume,
+    mode = check_selection(ids=has_ids, filters=selection is not None or records is not None,
+                           resume=resume,
                            journal=journal, only_if=only_if)
     if resume is not None:
         head = read_journal(resume)  # check the file before touching AWS
@@ -1052,6 +1057,8 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
             parsed.extend(iter_key_lines(id_lines or (), info))
             keys, duplicates = dedupe(parsed)
             targets = targets_for_keys(keys, mode, None, classifier)
+        elif records is not None:
+            targets = targets_for_records(records, mode, settings, info, statuses)
         else:
             assert selection is not None  # check_selection: ids, filters or resume
             sel = selection() if callable(selection) else selection

@@ -217,3 +217,43 @@ def strip_ansi(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", text)
+
+
+def sandbox_world(endpoint: str, *, now: float | None = None) -> Any:
+    """The sandbox's outbox world (table mail_outbox and its history table, function
+    mail-sender, its on-failure queue, the trigger with the marker filter) on a plain
+    endpoint, without the poller, holding a known queue: failed, 6 with a 429 and 3 with
+    a timeout (due), 4 with a 550 (waiting: attempted 10 s ago), 2 dead (9 attempts);
+    3 stuck; 5 pending. Returns streamq.sandbox.world.World."""
+    from streamq.aws import Aws
+    from streamq.config import Settings
+    from streamq.sandbox.world import provision
+
+    aws = Aws(Settings(endpoint_url=endpoint, region="us-east-1", sandbox=True))
+    world = provision(aws)
+    ts = time.time() if now is None else now
+
+    def at(ago: float) -> str:
+        return datetime.fromtimestamp(ts - ago, tz=timezone.utc).isoformat()
+
+    items: list[dict[str, Any]] = []
+
+    def add(name: str, n: int, **attrs: dict[str, Any]) -> None:
+        for i in range(n):
+            item = {"id": {"S": f"{name}-{i:03d}"}, "recipient": {"S": f"{name}{i}@example.com"},
+                    "subject": {"S": "Your receipt"}, "tenant": {"S": "acme"}}
+            item.update(attrs)
+            items.append(item)
+
+    add("throttled", 6, created_at={"S": at(7200)}, attempts={"N": "1"},
+        last_attempt_at={"S": at(7200)}, last_error={"S": "429 Too Many Requests"})
+    add("timeout", 3, created_at={"S": at(3600)}, attempts={"N": "1"},
+        last_attempt_at={"S": at(3600)}, last_error={"S": "timeout after 30s"})
+    add("bounced", 4, created_at={"S": at(600)}, attempts={"N": "2"},
+        last_attempt_at={"S": at(10)}, last_error={"S": "550 mailbox unavailable"})
+    add("dead", 2, created_at={"S": at(86400)}, attempts={"N": "9"},
+        last_attempt_at={"S": at(3600)}, last_error={"S": "500 server error"})
+    add("stuck", 3, created_at={"S": at(600)}, attempts={"N": "0"})
+    add("pending", 5, created_at={"S": at(5)}, attempts={"N": "0"})
+    batch_put(aws.client("dynamodb"), world.table, items)
+    return world
