@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from typing import Annotated, Any
 
@@ -12,6 +13,14 @@ from ..errors import BadInput, ExitCode, Refused
 from .common import TableOrJson, outbox_command, value_of
 
 CHANGES = "Changes"
+
+
+class ExportFormat(str, enum.Enum):
+    json = "json"
+    cloudformation = "cloudformation"
+    terraform = "terraform"
+
+
 APPLY = "Apply"
 
 
@@ -74,8 +83,14 @@ def config_trigger_cmd(
         "--starting-position", help="Cannot be changed on an existing trigger; says what to "
         "do instead.")] = None,
     export: Annotated[bool, _opt(
-        "--export", help="Print the current configuration as JSON (the --from-file format).",
+        "--export", help="Print the current configuration: JSON, the --from-file and "
+        "--check format, or see --format.",
         panel=APPLY)] = False,
+    export_format: Annotated[ExportFormat | None, _opt(
+        "--format", help="With --export: json (the --from-file and --check format), "
+        "cloudformation (an AWS::Lambda::EventSourceMapping resource, YAML) or terraform "
+        "(an aws_lambda_event_source_mapping resource, HCL) [default: json].",
+        panel=APPLY)] = None,
     check: Annotated[str | None, _opt(
         "--check", help="Compare the trigger with a configuration saved by --export (- "
         "reads stdin): exit 0 when they match, 3 when they differ or a field cannot be "
@@ -138,6 +153,10 @@ def config_trigger_cmd(
 
       streamq config-trigger --export > trigger.json
 
+      streamq config-trigger --export --format cloudformation > trigger.yaml
+
+      streamq config-trigger --export --format terraform > trigger.tf
+
       streamq config-trigger --from-file trigger.json --yes
 
       streamq config-trigger --check trigger.json || echo "the trigger drifted"
@@ -178,6 +197,8 @@ def config_trigger_cmd(
     if export and (asked or from_file):
         raise BadInput("--export prints the current configuration; it takes no change flag "
                        "and no --from-file")
+    if export_format is not None and not export:
+        raise BadInput("--format goes with --export")
     if check is not None and (asked or from_file or export or dry_run or yes or force):
         raise BadInput("--check only compares: it takes no change flag, --from-file, "
                        "--export, --dry-run, --yes or --force")
@@ -221,7 +242,14 @@ def config_trigger_cmd(
         if hidden:
             render.warn(f"the trigger's filter is {hidden}; the export leaves "
                         "FilterCriteria out, so applying it leaves the filter as it is")
-        render.print_json(export_doc(mapping))
+        chosen = value_of(export_format) or "json"
+        if chosen == "json":
+            render.print_json(export_doc(mapping))
+        else:
+            from ..iac import export_text
+
+            sys.stdout.write(export_text(mapping, chosen))
+            sys.stdout.flush()
         return
     if from_file:
         asked, notes = changes_from_file(from_file, mapping, force=force)
