@@ -170,3 +170,21 @@ def test_ctrl_c_while_a_command_waits_is_130(tmp_path: Path,
     code, screen = pty_run(["sandbox", "logs", "--follow"], answers=[(b"started", b"\x03")])
     assert code == 130, screen
     assert "interrupted" in screen and "Traceback" not in screen
+
+
+# -------------------------------------------------- item 12: feedback on long work
+
+
+@pytest.mark.slow
+def test_refire_progress_labels_eta_and_elapsed(ddb: Any, endpoint: str) -> None:
+    create_table(ddb, "outbox")
+    for i in range(20):
+        ddb.put_item(TableName="outbox", Item={"id": {"S": f"msg-{i}"},
+                                               "last_error": {"S": "429"}})
+    create_trigger(endpoint, "outbox")
+    code, screen = pty_run(["refire", "-t", "outbox", "--status", "failed", "--rate", "10",
+                            "--yes"])
+    assert code == 0, screen
+    assert re.search(r"eta (\d+:\d\d:\d\d|-:--:--)", screen), screen
+    assert re.search(r"elapsed \d+:\d\d:\d\d", screen), screen
+    assert "refired 20" in screen

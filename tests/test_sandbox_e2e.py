@@ -7,6 +7,7 @@ One sandbox process for the module (started in a temp state dir, always stopped)
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, pty_run
 
 pytestmark = pytest.mark.slow
 
@@ -163,6 +164,20 @@ def test_main_job_seed_deliver_list_refire(sbx: dict[str, Any]) -> None:
     limited = {k for k, it in items.items() if it["last_error"]["S"].startswith("429")}
     assert len(undeliverable) == 20 and limited and undeliverable | limited == set(items)
 
+    # Issue 8 item 14: status names what was handed to the handler and what it delivered,
+    # and prints times as ISO-8601 (never epoch floats).
+    status = cli("sandbox", "status", "-o", "json").json()
+    assert "records_delivered" not in status["poller"]
+    assert status["poller"]["records_handled"] >= 200
+    assert status["api"]["delivered"] == len(sent)
+    assert status["api"]["refused_sends"] >= len(items)
+    iso = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
+    for when in (status["poller"]["last_invocation_at"], status["poller"]["updated_at"],
+                 api_log(sbx)[0]["time"]):
+        assert re.fullmatch(iso, when), when
+    table = cli("sandbox", "status", "-o", "table").out
+    assert f"{len(sent)} delivered by the handler" in table and "handed to the handler" in table
+
     res = cli("--sandbox", "list", "--status", "failed", "-o", "jsonl")
     assert res.code == 0, res.err
     listed = {r["key"]["id"]: r for r in res.jsonl()}
@@ -309,3 +324,12 @@ def test_sandbox_seed_does_not_ask_on_a_pipe(sbx: dict[str, Any]) -> None:
     assert res.code == 0 and "would insert 3" in res.err
     assert cli("sandbox", "up", "--port", "70000").code == 2
     assert cli("sandbox", "up", "--handler", "not a spec").code == 2
+
+
+def test_seed_wait_shows_progress_on_a_terminal(sbx: dict[str, Any]) -> None:
+    """Issue 8 item 12: records handled / total while --wait waits (a real pty)."""
+    code, screen = pty_run(["sandbox", "seed", "--count", "30", "--wait"],
+                           env={"STREAMQ_SANDBOX_DIR": str(sbx["dir"])})
+    assert code == 0, screen
+    assert re.search(r"handled .*\b\d+/30\b", screen), screen
+    assert "elapsed" in screen and "handled: " in screen

@@ -105,7 +105,7 @@ def test_batches_by_batch_size_in_stream_order(world: dict[str, Any]) -> None:
     drive(poller, lambda: sum(rec.sizes) == 25)
     assert rec.sizes == [10, 10, 5]
     assert rec.ids(0) + rec.ids(1) + rec.ids(2) == [f"m{i:02d}" for i in range(25)]
-    assert poller.counters.records_delivered == 25
+    assert poller.counters.records_handled == 25
 
 
 def test_event_shape_parses_with_powertools(world: dict[str, Any]) -> None:
@@ -268,7 +268,7 @@ def test_report_batch_item_failures_retries_from_the_lowest_failure(
     settle(poller)
     assert rec.ids(0) == ["a", "b", "c", "d"]
     assert rec.ids(1) == ["c", "d"]
-    assert len(rec.events) == 2 and poller.counters.records_delivered == 4
+    assert len(rec.events) == 2 and poller.counters.records_handled == 4
 
 
 def test_invalid_item_identifier_fails_the_whole_batch(world: dict[str, Any]) -> None:

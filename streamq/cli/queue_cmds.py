@@ -151,6 +151,11 @@ def list_cmd(
     record is also due (its backoff since the last attempt has passed), waiting, or
     dead (--max-attempts reached); the DUE column says when it is due.
 
+    The table fits the terminal's width (COLUMNS when piped): KEY stays whole (up to
+    64 characters, then head…tail); LAST ERROR is shortened first, then REFIRES,
+    ATTEMPTS, DUE and LAST ERROR are left out, in that order, and named under the
+    table. Piped without -o: JSON lines.
+
     Examples:
 
       streamq list --table mail_outbox

@@ -256,7 +256,11 @@ def _seed(count: int, undeliverable_every: int, poison: int, wait: bool, timeout
     n = control.seed(items, state)
     render.info(f"inserted {n} record(s) into {state.table}")
     if wait:
-        delivered, failed, waiting = control.wait_handled(items, state, timeout=timeout)
+        from ..render.sandbox import SeedProgress
+
+        with SeedProgress(sum(1 for it in items if "recipient" in it)) as shown:
+            delivered, failed, waiting = control.wait_handled(items, state, timeout=timeout,
+                                                              on_progress=shown.update)
         render.info(f"handled: {delivered} delivered, {failed} failed"
                     + (f", {waiting} not handled after {timeout:.0f}s" if waiting else ""))
         if waiting:

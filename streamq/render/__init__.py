@@ -125,13 +125,49 @@ def _read_answer(stream: IO[str]) -> str:
 # --------------------------------------------------------------------------- JSON
 
 
+def iso_time(value: Any) -> str:
+    """A datetime as ISO-8601 (``2026-11-27T09:56:46Z`` in UTC), as streamq prints every
+    time: never ``2026-11-27 09:56:46+00:00`` (str of a datetime) or an epoch float."""
+    import datetime as dt
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.astimezone(dt.timezone.utc)
+        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+        return str(text).replace("+00:00", "Z")
+    return str(value)
+
+
+def _json_default(obj: Any) -> Any:
+    import datetime as dt
+
+    return iso_time(obj) if isinstance(obj, dt.datetime) else str(obj)
+
+
+def text_value(value: Any) -> str:
+    """A value for people, the same way everywhere: booleans ``true``/``false`` (as in
+    JSON), nothing as ``-``, times as ISO-8601."""
+    import datetime as dt
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, dt.datetime):
+        return iso_time(value)
+    return str(value)
+
+
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
 def print_json(obj: Any, out: IO[str] | None = None) -> None:
     out = out or sys.stdout
-    out.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+    out.write(json.dumps(obj, ensure_ascii=False, indent=2, default=_json_default) + "\n")
     out.flush()
 
 
@@ -202,51 +238,71 @@ class _TableSink:
         self.records.append(record)
 
     def close(self) -> None:
-        from rich.markup import escape
-        from rich.table import Table
+        """Lay the rows out within the console's width (see render/layout.py: KEY whole,
+        then LAST ERROR truncated, then REFIRES, ATTEMPTS, DUE, LAST ERROR dropped)."""
+        from rich.text import Text
 
         from ..outbox import key_text
+        from .layout import GAP, fit_cell, record_columns
 
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        keys = [escape(key_text(r.key, self.info)) for r in self.records]
-        # The key is what people copy: the last error gives way first on a narrow terminal.
-        table.add_column("KEY", overflow="fold", max_width=48,
-                         min_width=min(48, max((len(k) for k in keys), default=3)))
-        table.add_column("AGE", justify="right")
-        table.add_column("STATUS")
-        table.add_column("DUE", justify="right")
-        table.add_column("ATTEMPTS", justify="right")
-        table.add_column("REFIRES", justify="right")
-        table.add_column("LAST ERROR", overflow="ellipsis", no_wrap=True, max_width=60)
+        console = _console(self.out)
         counts: dict[str, int] = {}
         now = time.time()
-        for r, key in zip(self.records, keys, strict=True):
+        rows: list[tuple[dict[str, str], dict[str, str]]] = []
+        for r in self.records:
             counts[r.status] = counts.get(r.status, 0) + 1
-            style = STATUS_STYLE.get(r.status, "")
-            table.add_row(key, humanize(r.age_seconds),
-                          f"[{style}]{r.status}[/{style}]" if style else r.status,
-                          due_text(r.retry, r.next_due_at, now),
-                          "" if r.attempts is None else str(r.attempts),
-                          "" if r.refire_count is None else str(r.refire_count),
-                          escape(_one_line(r.error or "")))
-        console = _console(self.out)
-        if self.records:
-            console.print(table)
+            due, due_style = due_cell(r.retry, r.next_due_at, now)
+            rows.append(({"KEY": key_text(r.key, self.info), "AGE": humanize(r.age_seconds),
+                          "STATUS": r.status, "DUE": due,
+                          "ATTEMPTS": "" if r.attempts is None else str(r.attempts),
+                          "REFIRES": "" if r.refire_count is None else str(r.refire_count),
+                          "LAST ERROR": _one_line(r.error or "", 400)},
+                         {"STATUS": STATUS_STYLE.get(r.status, ""), "DUE": due_style}))
+        dropped: list[str] = []
+        if rows:
+            natural = {h: max(len(cells[h]) for cells, _ in rows) for h in rows[0][0]}
+            columns, dropped = record_columns(console.width, natural)
+            header = Text((" " * GAP).join(fit_cell(c.header, c) for c in columns).rstrip(),
+                          style="bold")
+            console.print(header, **RAW)
+            for cells, styles in rows:
+                line = Text()
+                for i, col in enumerate(columns):
+                    if i:
+                        line.append(" " * GAP)
+                    line.append(fit_cell(cells[col.header], col), style=styles.get(col.header, ""))
+                line.rstrip()
+                console.print(line, **RAW)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing"
         extra = self.footer.get("text")
-        console.print(f"[dim]{len(self.records)} record(s): {summary}"
-                      f"{' · ' + extra if extra else ''}[/dim]")
+        if dropped:
+            console.print(Text(f"left out at {console.width} columns: {', '.join(dropped)} "
+                               "(-o jsonl has every field)", style="dim"), **RAW)
+        console.print(Text(f"{len(self.records)} record(s): {summary}"
+                           f"{' · ' + extra if extra else ''}", style="dim"), **RAW)
+
+
+#: console.print() arguments for a line laid out already: never wrapped or cropped.
+RAW: dict[str, Any] = {"no_wrap": True, "overflow": "ignore", "crop": False,
+                       "soft_wrap": False}
+
+
+def due_cell(retry: str | None, next_due_at: float | None, now: float) -> tuple[str, str]:
+    """A failed record's DUE cell and its style: ``now``, ``in 4m`` or ``dead`` (empty
+    otherwise)."""
+    if retry is None:
+        return "", ""
+    if retry == "dead":
+        return "dead", STATUS_STYLE["dead"]
+    if retry == "due" or next_due_at is None:
+        return "now", "bold"
+    return f"in {humanize(max(next_due_at - now, 1.0))}", ""
 
 
 def due_text(retry: str | None, next_due_at: float | None, now: float) -> str:
-    """A failed record's DUE cell: ``now``, ``in 4m`` or ``dead`` (empty otherwise)."""
-    if retry is None:
-        return ""
-    if retry == "dead":
-        return f"[{STATUS_STYLE['dead']}]dead[/{STATUS_STYLE['dead']}]"
-    if retry == "due" or next_due_at is None:
-        return "[bold]now[/bold]"
-    return f"in {humanize(max(next_due_at - now, 1.0))}"
+    """:func:`due_cell` as rich markup."""
+    text, style = due_cell(retry, next_due_at, now)
+    return f"[{style}]{text}[/{style}]" if style else text
 
 
 def _one_line(text: str, width: int = 60) -> str:
@@ -421,6 +477,37 @@ def progress_allowed(streams_to_stdout: bool) -> bool:
 def progress(label: str, enabled: bool | None = None) -> Iterator[Progress]:
     with Progress(label, progress_allowed(False) if enabled is None else enabled) as p:
         yield p
+
+
+def print_fold(console: Console, rows: Sequence[tuple[str, str, str]],
+               headers: tuple[str, str] | None = None, name_style: str = "bold") -> None:
+    """Rows of (name, value, note) as aligned columns within the console's width; a row
+    whose value has a word (an ARN, a URL) too long to sit beside its name folds: the
+    name alone, the value on its own line below. A value is never broken in a word."""
+    from rich.text import Text
+
+    from .layout import GAP, fold_rows
+
+    folded = fold_rows(rows, console.width)
+    nw, vw = folded.name_width, folded.value_width
+    if headers is not None:
+        console.print(Text(headers[0].ljust(nw + GAP) + headers[1], style="bold"), **RAW)
+    for name, lines, note, is_folded in folded.rows:
+        if is_folded:
+            first = Text(name, style=name_style)
+            if note:
+                first.append("  " + note, style="dim")
+            console.print(first, **RAW)
+            for part in lines:
+                console.print(Text("    " + part), **RAW)
+            continue
+        for i, part in enumerate(lines):
+            line = Text((name if i == 0 else "").ljust(nw), style=name_style)
+            line.append(" " * GAP + (part.ljust(vw) if note and i == 0 else part))
+            if note and i == 0:
+                line.append(" " * GAP + note, style="dim")
+            line.rstrip()
+            console.print(line, **RAW)
 
 
 def kv_table(rows: Sequence[tuple[str, str, str]], headers: Sequence[str],

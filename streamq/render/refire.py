@@ -130,6 +130,7 @@ class RefireProgress:
                 MofNCompleteColumn,
                 Progress,
                 TextColumn,
+                TimeElapsedColumn,
                 TimeRemainingColumn,
             )
 
@@ -145,12 +146,14 @@ class RefireProgress:
                     if view.waiting:
                         yield waiting.style_waiting(view.waiting)
 
+            # Each time says what it is: "eta 0:00:15", "elapsed 0:00:03".
             self._progress = WithWaiting(TextColumn("refire"), BarColumn(),
                                          MofNCompleteColumn(),
                                          TextColumn("{task.fields[counts]}"),
-                                         TimeRemainingColumn(), console=err_console(),
-                                         transient=True, redirect_stdout=False,
-                                         redirect_stderr=False)
+                                         TextColumn("eta"), TimeRemainingColumn(),
+                                         TextColumn("elapsed"), TimeElapsedColumn(),
+                                         console=err_console(), transient=True,
+                                         redirect_stdout=False, redirect_stderr=False)
             self._progress.start()
             self._task = self._progress.add_task("refire", total=self.total, counts="")
             waiting.attach(self)

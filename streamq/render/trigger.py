@@ -12,43 +12,59 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def show_trigger(doc: dict[str, Any], out: IO[str] | None = None) -> None:
-    """The read view: identifiers and status, then every setting, then the lints."""
-    from rich.markup import escape
-    from rich.table import Table
+    """The read view: identifiers and status, then every setting, then the lints.
+
+    Nothing is broken inside a word: an ARN that does not fit beside its name goes on
+    its own line below it (render/layout.py)."""
+    from . import print_fold, text_value
 
     console = _console(out or sys.stdout)
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column(overflow="fold")
-    for name in ("UUID", "FunctionArn", "EventSourceArn", "StartingPosition", "State",
-                 "StateTransitionReason", "LastProcessingResult", "LastModified"):
-        value = doc.get(name)
-        head.add_row(name, escape("-" if value in (None, "") else str(value)))
-    console.print(head)
+    head = [(name, text_value(doc.get(name)), "") for name in (
+        "UUID", "FunctionArn", "EventSourceArn", "StartingPosition", "State",
+        "StateTransitionReason", "LastProcessingResult", "LastModified")]
+    print_fold(console, head)
     console.print()
-    t = Table(box=None, pad_edge=False, header_style="bold")
-    t.add_column("SETTING")
-    t.add_column("VALUE", overflow="fold")
-    t.add_column("")
+    rows = []
     for row in doc["settings"]:
         mark = "default (unset)" if row["unset"] else "default" if row["default"] else ""
-        t.add_row(row["field"], escape(row["display"]), f"[dim]{mark}[/dim]" if mark else "")
-    console.print(t)
+        rows.append((row["field"], row["display"], mark))
+    print_fold(console, rows, headers=("SETTING", "VALUE"), name_style="")
     show_lints(doc["lints"], out=out or sys.stdout)
 
 
 def show_diff(rows: Sequence[tuple[str, str, str]], out: IO[str] | None = None) -> None:
-    """Rows of (field, current, new)."""
-    from rich.markup import escape
-    from rich.table import Table
+    """Rows of (field, current, new): three columns when every word fits beside the
+    others; otherwise each field folds into `current` and `new` lines below it. An ARN
+    is never broken."""
+    from rich.text import Text
 
-    t = Table(box=None, pad_edge=False, header_style="bold")
-    t.add_column("FIELD")
-    t.add_column("CURRENT", overflow="fold")
-    t.add_column("NEW", overflow="fold")
+    from . import RAW
+    from .layout import GAP, diff_widths, wrap_words
+
+    console = _console(out or sys.stdout)
+    widths = diff_widths(rows, console.width)
+    if widths is not None:
+        fw, cw, nw = widths
+        console.print(Text(f"{'FIELD'.ljust(fw)}  {'CURRENT'.ljust(cw)}  NEW".rstrip(),
+                           style="bold"), **RAW)
+        for field, cur, new in rows:
+            left, right = wrap_words(cur, cw), wrap_words(new, nw)
+            for i in range(max(len(left), len(right))):
+                line = Text((field if i == 0 else "").ljust(fw) + " " * GAP)
+                line.append((left[i] if i < len(left) else "").ljust(cw), style="red")
+                line.append(" " * GAP)
+                line.append(right[i] if i < len(right) else "", style="green")
+                line.rstrip()
+                console.print(line, **RAW)
+        return
+    console.print(Text("FIELD / CURRENT / NEW", style="bold"), **RAW)
     for field, cur, new in rows:
-        t.add_row(field, f"[red]{escape(cur)}[/red]", f"[green]{escape(new)}[/green]")
-    _console(out or sys.stdout).print(t)
+        console.print(Text(field), **RAW)
+        for label, value, style in (("current", cur, "red"), ("new", new, "green")):
+            for i, part in enumerate(wrap_words(value, console.width - 12)):
+                line = Text(f"    {label}".ljust(12) if i == 0 else " " * 12)
+                line.append(part, style=style)
+                console.print(line, **RAW)
 
 
 def show_lints(lints: Sequence[dict[str, str]], out: IO[str] | None = None,
@@ -66,8 +82,18 @@ def show_lints(lints: Sequence[dict[str, str]], out: IO[str] | None = None,
         style = SEVERITY_STYLE.get(lint["severity"], "")
         tag = f"{lint['severity']}[{lint['code']}]"
         if is_tty(stream):
-            console.print(f"[{style}]{escape(tag)}[/{style}] {escape(lint['message'])}",
-                          soft_wrap=True)
+            from rich.text import Text
+
+            from . import RAW
+            from .layout import wrap_words
+
+            # Wrapped at spaces, continuation lines indented (never cut inside a word).
+            lines = wrap_words(f"{tag} {lint['message']}", console.width - 2)
+            first = Text(tag, style=style)
+            first.append(lines[0][len(tag):])
+            console.print(first, **RAW)
+            for part in lines[1:]:
+                console.print(Text("  " + part), **RAW)
         else:
             stream.write(f"{tag} {lint['message']}\n")
     stream.flush()

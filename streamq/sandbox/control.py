@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -232,17 +232,49 @@ def status() -> dict[str, Any]:
                    table=live.table, history_table=live.history_table,
                    function=live.function, handler=live.handler or DEMO_HANDLER,
                    queue_url=live.queue_url,
-                   started_at=datetime.fromtimestamp(live.started_at, tz=timezone.utc)
-                   .isoformat(timespec="seconds"),
+                   started_at=iso_seconds(live.started_at),
                    uptime_seconds=round(time.time() - live.started_at, 1))
     elif state is not None:
-        doc["stale_state"] = asdict(state)
+        doc["stale_state"] = {**asdict(state), "started_at": iso_seconds(state.started_at)}
     try:
         doc["poller"] = (loads(read_input(status_path(), what="poller status", max_bytes=MiB),
                                what="poller status") if live is not None else None)
     except StreamqError:
         doc["poller"] = None
+    poller = doc["poller"]
+    if isinstance(poller, dict):
+        # Times as ISO-8601, as everywhere in streamq (poller.json keeps epoch seconds).
+        for key in ("last_invocation_at", "updated_at"):
+            if isinstance(poller.get(key), (int, float)):
+                poller[key] = iso_seconds(poller[key])
+    if live is not None:
+        doc["api"] = api_summary(live)
     return doc
+
+
+def iso_seconds(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def api_summary(state: SandboxState) -> dict[str, int] | None:
+    """What the demo handler delivered, from the fake mail API's log: messages sent
+    (distinct ids) and sends refused (429/550). None with a custom --handler."""
+    if (state.handler or DEMO_HANDLER) != DEMO_HANDLER:
+        return None
+    from .fakeapi import read_log
+
+    sent: set[str] = set()
+    refused = 0
+    try:
+        entries = read_log(api_log_path())
+    except (OSError, ValueError):
+        return None
+    for entry in entries:
+        if entry.get("outcome") == "sent":
+            sent.add(str(entry.get("message_id")))
+        else:
+            refused += 1
+    return {"delivered": len(sent), "refused_sends": refused}
 
 
 # ---------------------------------------------------------------------- seed
@@ -305,10 +337,13 @@ def seed(items: list[dict[str, Any]], state: SandboxState) -> int:
 
 
 def wait_handled(items: list[dict[str, Any]], state: SandboxState, *,
-                 timeout: float = 60.0) -> tuple[int, int, int]:
+                 timeout: float = 60.0,
+                 on_progress: Callable[[int, int, int], None] | None = None
+                 ) -> tuple[int, int, int]:
     """Wait until the handler has dealt with every seeded record (gone = delivered, or an
     error recorded); poison records (no recipient) are not waited for.
-    Returns (delivered, failed, still waiting)."""
+    Returns (delivered, failed, still waiting); ``on_progress`` gets the same after each
+    look."""
     from ..aws import Aws
     from ..config import Settings
     from ..outbox import describe_table, fetch_items
@@ -321,6 +356,8 @@ def wait_handled(items: list[dict[str, Any]], state: SandboxState, *,
         present = list(fetch_items(aws, info, keys))
         failed = sum(1 for it in present if it.get("last_error"))
         waiting = len(present) - failed
+        if on_progress is not None:
+            on_progress(len(keys) - len(present), failed, waiting)
         if waiting == 0 or time.monotonic() > deadline:
             return len(keys) - len(present), failed, waiting
         time.sleep(0.5)

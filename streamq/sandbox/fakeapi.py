@@ -22,6 +22,11 @@ DEFAULT_RATE = 50.0
 DEFAULT_UNDELIVERABLE = r"@invalid\.example$"
 
 
+def _iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
 class SendError(Exception):
     """A send the API refused; ``transient`` says whether a later retry may succeed."""
 
@@ -56,7 +61,7 @@ class FakeMailApi:
                 outcome, error = "sent", None
             self._log({"message_id": message_id, "recipient": recipient, "subject": subject,
                        "outcome": outcome, "error": None if error is None else str(error),
-                       "time": time.time()})
+                       "time": _iso_now()})
         if error is not None:
             raise error
         return f"fake-{message_id}"

@@ -1,0 +1,116 @@
+"""Piped output is predictable (issue 8 item 11) and printed the same way everywhere
+(item 14: booleans, ISO-8601 times, the sandbox's handed vs delivered counts)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import CliRunner, create_table, create_trigger
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+#: command -> (args, what it prints when stdout is not a terminal and no -o is given)
+PIPED = {
+    "list": (["list", "-t", "outbox"], "jsonl"),
+    "show": (["show", "-t", "outbox", "msg-1"], "json"),
+    "stats": (["stats", "-t", "outbox"], "json"),
+    "config-trigger": (["config-trigger", "-t", "outbox"], "json"),
+    "config show": (["config", "show"], "json"),
+    "sandbox status": (["sandbox", "status"], "json"),
+}
+
+
+@pytest.fixture()
+def world(ddb: Any, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    create_table(ddb, "outbox")
+    ddb.put_item(TableName="outbox", Item={"id": {"S": "msg-1"}, "last_error": {"S": "x"},
+                                           "created_at": {"S": "2026-01-01T00:00:00Z"}})
+    create_trigger(endpoint, "outbox", MaximumRetryAttempts=2)
+    monkeypatch.setenv("STREAMQ_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+
+
+@pytest.mark.parametrize("name", sorted(PIPED))
+def test_piped_commands_print_json_and_table_on_request(cli: CliRunner, world: None,
+                                                        name: str) -> None:
+    args, kind = PIPED[name]
+    res = cli(*args)
+    assert res.code in (0, 4), res.err  # sandbox status: 4 = not running, still printed
+    if kind == "jsonl":
+        assert [json.loads(line)["status"] for line in res.out.splitlines()] == ["failed"]
+    else:
+        assert isinstance(json.loads(res.out), dict)
+    table = cli(*args, "-o", "table")
+    assert table.out.strip() and not table.out.lstrip().startswith(("{", "["))
+
+
+def test_readme_and_help_name_the_commands_that_switch_to_json(cli: CliRunner) -> None:
+    section = README.split("## Output contracts", 1)[1].split("\n## ", 1)[0]
+    bullet = " ".join(section.split("- When stdout is not a terminal", 1)[1]
+                      .split("\n- ", 1)[0].split())
+    named = set(re.findall(r"`([a-z][a-z -]*[a-z])`", bullet.split(" print JSON")[0]))
+    assert named == set(PIPED) == _commands_whose_output_help_says_when_piped(), bullet
+    root_help = " ".join(cli("--help").out.split())
+    piped_sentence = root_help.split("Piped (stdout not a terminal)")[1].split(".")[0]
+    for name in PIPED:
+        assert name in piped_sentence, root_help
+    for name, (args, kind) in PIPED.items():
+        help_text = " ".join(cli(*args[:2 if " " in name else 1], "--help").out.split())
+        assert f"{kind} when piped" in help_text, name
+
+
+def _commands_whose_output_help_says_when_piped() -> set[str]:
+    import typer
+
+    from streamq.cli.app import app
+
+    found: set[str] = set()
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        for param in getattr(cmd, "params", []):
+            if "--output" in getattr(param, "opts", []) and "when piped" in (param.help or ""):
+                found.add(" ".join(path))
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+# ------------------------------------------------------------------ item 14: consistency
+
+
+def test_times_are_iso_8601_and_booleans_lower_case(cli: CliRunner, world: None) -> None:
+    doc = cli("config-trigger", "-t", "outbox", "-o", "json").json()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", doc["LastModified"]), doc
+    table = cli("config-trigger", "-t", "outbox", "-o", "table").out
+    assert "LastModified" in table and re.search(r"\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ", table)
+    assert "True" not in table and "False" not in table and "true" in table
+
+
+def test_sandbox_status_names_handed_and_delivered_with_iso_times() -> None:
+    import io
+
+    from streamq.render.sandbox import show_status
+
+    doc = {"running": True, "endpoint": "http://127.0.0.1:1", "pid": 1, "uptime_seconds": 5,
+           "table": "t", "history_table": "h", "function": "f", "handler": "x:y",
+           "queue_url": "http://127.0.0.1:1/q", "region": "us-east-1", "state_dir": "/s",
+           "log": "/s/log", "api": {"delivered": 7, "refused_sends": 3},
+           "poller": {"state": "polling", "invocations": 2, "function_errors": 0,
+                      "records_handled": 10, "records_filtered": 1, "records_discarded": 0,
+                      "retries": 0, "bisects": 0, "dlq_messages": 0, "checkpoint": "9",
+                      "last_invocation_at": "2026-11-27T00:00:00Z",
+                      "settings": {"BatchSize": 1, "MaximumBatchingWindowInSeconds": 0,
+                                   "MaximumRetryAttempts": 2, "MaximumRecordAgeInSeconds": 60,
+                                   "BisectBatchOnFunctionError": True}}}
+    out = io.StringIO()
+    show_status(doc, out)
+    text = out.getvalue()
+    assert "10 handed to the handler" in text and "7 delivered" in text
+    assert "bisect true" in text and "True" not in text
