@@ -69,6 +69,14 @@ def test_usage_errors_are_one_streamq_line_with_a_help_hint(
     _one_usage_line(cli(*args), *needles, command=command)
 
 
+@pytest.mark.parametrize("group", [[], ["sandbox"], ["config"]])
+def test_a_group_alone_prints_its_help(cli: CliRunner, group: list[str]) -> None:
+    res = cli(*group)
+    assert res.code == 2 and res.out == ""
+    assert res.err.startswith(f"Usage: {' '.join(['streamq', *group])} [OPTIONS] COMMAND")
+    assert "\nCommands:\n" in res.err and "streamq: error" not in res.err
+
+
 def _command_paths() -> list[list[str]]:
     import typer
 

@@ -112,6 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and not isinstance(code, bool) and code:
             sys.exit(code)
     except usage.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # `streamq` or `streamq sandbox` alone: the help itself (on stderr, exit 2,
+            # as click does: no command is a usage error).
+            sys.stderr.write(str(getattr(exc, "format_message", exc.__str__)()).rstrip() + "\n")
+            sys.exit(int(ExitCode.USAGE))
         args = sys.argv[1:] if argv is None else argv
         _fail(exc, usage.usage_line(exc, root, args), ExitCode.USAGE, None)
     except usage.ClickException as exc:
