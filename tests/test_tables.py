@@ -115,6 +115,10 @@ def test_list_columns_give_way_in_the_documented_order() -> None:
     assert seen == [list(HEADERS), ["KEY", "AGE", "STATUS", "DUE", "ATTEMPTS", "LAST ERROR"],
                     ["KEY", "AGE", "STATUS", "DUE", "LAST ERROR"],
                     ["KEY", "AGE", "STATUS", "LAST ERROR"], ["KEY", "AGE", "STATUS"]]
+    # an empty column (nothing refired yet) gives way before the error is shortened
+    cols, dropped = record_columns(80, {**natural, "KEY": 19, "REFIRES": 0,
+                                        "LAST ERROR": 23})
+    assert dropped == ["REFIRES"] and cols[-1].header == "LAST ERROR" and cols[-1].width == 23
     # with no retry policy (no due times) there is no DUE column at all
     cols, _ = record_columns(160, {**natural, "DUE": 0})
     assert "DUE" not in [c.header for c in cols]

@@ -153,8 +153,8 @@ def list_cmd(
 
     The table fits the terminal's width (COLUMNS when piped): KEY stays whole (up to
     64 characters, then head…tail); LAST ERROR is shortened first, then REFIRES,
-    ATTEMPTS, DUE and LAST ERROR are left out, in that order, and named under the
-    table. Piped without -o: JSON lines.
+    ATTEMPTS, DUE and LAST ERROR are left out, in that order (an empty column goes
+    first), and named under the table. Piped without -o: JSON lines.
 
     Examples:
 

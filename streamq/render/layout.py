@@ -7,6 +7,8 @@ this package style the cells (colour) after the layout is decided.
 :data:`KEY_CAP` characters (a longer key is shortened in the middle, ``head…tail``);
 it never wraps. When the row does not fit, columns give way in a fixed order:
 
+0. a column with nothing in it (REFIRES before any refire) is left out when that lets
+   LAST ERROR show whole;
 1. LAST ERROR is truncated, with an ellipsis, down to :data:`ERROR_MIN` characters;
 2. REFIRES is dropped;
 3. ATTEMPTS is dropped;
@@ -74,6 +76,15 @@ def record_columns(total: int, natural: dict[str, int]) -> tuple[list[Column], l
     error = max(len("LAST ERROR"), natural.get("LAST ERROR", 0))
     dropped: list[str] = []
     optional = [h for h in DROP_ORDER[:-1] if any(c.header == h for c in cols)]
+    if total - (sum(c.width for c in cols) + GAP * len(cols)) < error:
+        # A column with nothing in it (no record refired yet) gives way before the
+        # error text is shortened.
+        for header in [h for h in optional if not natural.get(h)]:
+            cols = [c for c in cols if c.header != header]
+            optional.remove(header)
+            dropped.append(header)
+            if total - (sum(c.width for c in cols) + GAP * len(cols)) >= error:
+                break
     while True:
         room = total - (sum(c.width for c in cols) + GAP * len(cols))
         if room >= min(error, ERROR_MIN):
