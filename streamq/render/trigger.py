@@ -101,12 +101,13 @@ def show_lints(lints: Sequence[dict[str, str]], out: IO[str] | None = None,
 
 def show_target(uuid: str, function_arn: str, table: str, out: IO[str] | None = None) -> None:
     """Which mapping a change applies to, above its diff: UUID and full function ARN
-    (never folded mid-value: a long line wraps as the terminal wraps it)."""
-    from rich.markup import escape
+    (never broken mid-value: an ARN that does not fit beside its name goes on its own
+    line, as in the read view)."""
+    from . import print_fold
 
-    console = _console(out or sys.stdout)
-    console.print(f"trigger   {escape(uuid)} (table {escape(table)})", soft_wrap=True)
-    console.print(f"function  {escape(function_arn)}", soft_wrap=True)
+    print_fold(_console(out or sys.stdout),
+               [("trigger", f"{uuid} (table {table})", ""), ("function", function_arn, "")],
+               name_style="")
 
 
 def show_drift(doc: dict[str, Any], out: IO[str] | None = None) -> None:
