@@ -77,6 +77,14 @@ def test_a_group_alone_prints_its_help(cli: CliRunner, group: list[str]) -> None
     assert "\nCommands:\n" in res.err and "streamq: error" not in res.err
 
 
+@pytest.mark.slow
+def test_an_error_is_one_line_in_a_real_terminal_too() -> None:
+    code, screen = pty_run(["list", "-t", "outbox", "--output", "yaml"], cols=60)
+    assert code == 2
+    assert screen.strip() == ("streamq: error: invalid --output 'yaml': use table, json, "
+                              "jsonl, csv or ids (see: streamq list --help)"), screen
+
+
 def _command_paths() -> list[list[str]]:
     import typer
 

@@ -67,7 +67,9 @@ def _say(prefix: str, style: str, text: str) -> None:
     if is_tty(sys.stderr) and not os.environ.get("NO_COLOR"):
         from rich.markup import escape
 
-        err_console().print(f"[{style}]{prefix}[/{style}]{escape(text)}")
+        # One logical line: the terminal wraps it; rich must not cut it into lines (a
+        # message stays one line for copy, grep and the "one error line" contract).
+        err_console().print(f"[{style}]{prefix}[/{style}]{escape(text)}", soft_wrap=True)
     else:
         sys.stderr.write(f"{prefix}{text}\n")
         sys.stderr.flush()
