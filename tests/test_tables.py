@@ -201,3 +201,18 @@ def test_the_documented_order_is_the_code_s() -> None:
                       .split())
     order = ", ".join(DROP_ORDER[:-1]) + " and " + DROP_ORDER[-1]
     assert f"LAST ERROR is shortened (with `…`) first, then {order} are left out" in readme
+
+
+def test_doctor_never_cuts_a_hint_inside_a_word(cli: CliRunner, ddb: Any, endpoint: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint is a command to copy: its JSON pattern stays whole at 80 columns."""
+    create_table(ddb, "outbox")
+    create_trigger(endpoint, "outbox", FilterCriteria={"Filters": [
+        {"Pattern": '{"eventName": ["INSERT"]}'}]})
+    monkeypatch.setenv("COLUMNS", "80")
+    res = cli("doctor", "-t", "outbox", "-o", "table", "--timeout", "5s")
+    assert "trigger.refire-filter" in res.out, res.out
+    pattern = ('\'{"eventName":["MODIFY"],"dynamodb":{"NewImage":{"refired_at":'
+               '{"S":[{"exists":true}]}}}}\'')
+    assert any(line.strip() == pattern for line in res.out.splitlines()), res.out
+    assert all(len(line) <= 80 for line in res.out.splitlines() if pattern not in line)

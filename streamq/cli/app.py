@@ -24,8 +24,8 @@ app = typer.Typer(
         "streamq refire --ids-from - --yes\n\n"
         "  streamq config-trigger --retry-attempts 3 --bisect --dry-run\n\n"
         "Piped (stdout not a terminal), list prints JSON lines and show, stats, "
-        "config-trigger, config show and sandbox status print JSON; -o table keeps the "
-        "table.\n\n"
+        "config-trigger, doctor, config show and sandbox status print JSON; -o table "
+        "keeps the table.\n\n"
         "Exit codes: 0 ok, 1 AWS/runtime error, 2 usage or bad input, 3 partial failure, "
         "4 not found, 5 refused for safety, 130 interrupted."
     ),

@@ -13,7 +13,6 @@ STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "di
 def show_doctor(doc: dict[str, Any], out: IO[str] | None = None) -> None:
     """The checks as a table (status, check, detail with its hint below it)."""
     from rich.markup import escape
-    from rich.table import Table
 
     console = _console(out or sys.stdout)
     head = f"[bold]{escape(doc['table'])}[/bold]"
@@ -25,17 +24,36 @@ def show_doctor(doc: dict[str, Any], out: IO[str] | None = None) -> None:
 
         head += f" · metrics over the last {humanize(since)}"
     console.print(head)
-    t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-    t.add_column("STATUS", no_wrap=True)
-    t.add_column("CHECK", no_wrap=True)
-    t.add_column("DETAIL", overflow="fold", ratio=1)
-    for check in doc["checks"]:
+    # Laid out by hand (render/layout.py): the detail wraps at spaces only, so a hint's
+    # command (a JSON filter pattern, an ARN) is never cut inside a word and stays
+    # copyable; a word longer than the column runs on, as the terminal wraps it.
+    from rich.text import Text
+
+    from . import RAW
+    from .layout import GAP, wrap_words
+
+    checks = doc["checks"]
+    sw = max([len("STATUS"), *(len(c["status"]) for c in checks)])
+    cw = max([len("CHECK"), *(len(c["name"]) for c in checks)])
+    dw = max(console.width - sw - cw - 2 * GAP, 20)
+    pad = " " * (sw + cw + 2 * GAP)
+    console.print(Text(f"{'STATUS'.ljust(sw)}  {'CHECK'.ljust(cw)}  DETAIL", style="bold"),
+                  **RAW)
+    for check in checks:
         style = STATUS_STYLE.get(check["status"], "")
-        detail = escape(check["detail"])
+        lines = [(part, "") for part in wrap_words(check["detail"], dw)]
         if check.get("hint") and check["status"] != "ok":
-            detail += f"\n[cyan]→ {escape(check['hint'])}[/cyan]"
-        t.add_row(f"[{style}]{check['status']}[/{style}]", escape(check["name"]), detail)
-    console.print(t)
+            hint = wrap_words(f"→ {check['hint']}", dw - 2)
+            lines += [(("" if i == 0 else "  ") + part, "cyan") for i, part in enumerate(hint)]
+        for i, (part, part_style) in enumerate(lines):
+            line = Text()
+            if i == 0:
+                line.append(check["status"].ljust(sw), style=style)
+                line.append(" " * GAP + check["name"].ljust(cw) + " " * GAP)
+            else:
+                line.append(pad)
+            line.append(part, style=part_style)
+            console.print(line, **RAW)
     summary = doc["summary"]
     parts = [f"[{STATUS_STYLE[s]}]{summary[s]} {s}[/{STATUS_STYLE[s]}]"
              for s in ("fail", "warn", "ok", "skip") if summary.get(s)]
