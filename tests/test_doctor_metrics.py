@@ -87,12 +87,12 @@ def test_a_raising_handler_fails_the_metric_checks_until_fixed(endpoint: str,
         # The fix: the handler works; the retried batch goes through (still in the old
         # window), then time moves on and a new record is handled at once.
         broken["on"] = False
-        wait_for("the retried batch delivered", lambda: poller.counters.records_delivered
+        wait_for("the retried batch delivered", lambda: poller.counters.records_handled
                  >= 1)
         publisher.flush()
         shift["seconds"] = 0.0
         ddb.put_item(TableName="outbox", Item={"id": {"S": "m-2"}})
-        wait_for("the new record delivered", lambda: poller.counters.records_delivered >= 2)
+        wait_for("the new record delivered", lambda: poller.counters.records_handled >= 2)
         publisher.flush()
         res = cli(*args, "--since", "2m")
         doc = res.json()
