@@ -48,6 +48,10 @@ VERSION = 2
 MAX_LINE = 1 << 20
 
 
+class JournalExists(BadInput):
+    """``--journal FILE`` names a file that exists (never overwritten)."""
+
+
 def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=_b64)
 
@@ -231,8 +235,8 @@ class JournalFile:
             private_dir(path.parent)
             fh = open_private(path, "x")
         except FileExistsError:
-            raise BadInput(f"journal {path} already exists: resume it with --resume {path}, "
-                           "or choose another file") from None
+            raise JournalExists(f"journal {path} already exists: resume it with --resume "
+                                f"{path}, or choose another file") from None
         except OSError as exc:
             raise BadInput(f"cannot create journal {path}: {exc.strerror}") from None
         _lock(fh, path)

@@ -668,6 +668,64 @@ class ResumeState:
     contents: jfile.Contents | None = None  # the file as read (append() repairs its tail)
 
 
+def settings_for_resume(settings: Settings, state: ResumeState, path: Path) -> Settings:
+    """The settings a resumed run uses: what the journal recorded fills in what was not
+    given (the table; the region and endpoint, unless the command names others or the
+    environment sets AWS_ENDPOINT_URL; the refire attributes, unless given), so that
+    ``streamq refire --resume FILE --yes`` reaches the same table and writes the same
+    attributes (a run token under another attribute name would not protect a record).
+    A given table, region or attribute that differs from the journal's is an error
+    (BadInput, exit 2): the journal is that run's, not this one's."""
+    import dataclasses
+
+    head = state.header
+    where = f"journal {path}"
+    changes: dict[str, Any] = {}
+    sources = dict(settings.sources)
+
+    def given(name: str) -> str:
+        return sources.get(name, "given")
+
+    if not settings.table:
+        changes["table"], sources["table"] = state.table, where
+    elif settings.table != state.table:
+        raise BadInput(f"{where} is for table {state.table!r}, not {settings.table!r} "
+                       f"({given('table')}): give no table (the journal's is used), or "
+                       "resume the right journal")
+    region = head.get("region")
+    if isinstance(region, str) and region and not settings.sandbox:
+        if settings.region and settings.region != region:
+            raise BadInput(f"{where} was written in region {region!r}, not "
+                           f"{settings.region!r} ({given('region')})")
+        if not settings.region:
+            changes["region"], sources["region"] = region, where
+    if head.get("sandbox") and not settings.sandbox and not hints.endpoint_of(settings):
+        raise BadInput(f"{where} was written against the local sandbox: resume it with "
+                       "--sandbox")
+    endpoint = head.get("endpoint_url")
+    if (isinstance(endpoint, str) and endpoint and not head.get("sandbox")
+            and not settings.sandbox and not hints.endpoint_of(settings)):
+        changes["endpoint_url"], sources["endpoint_url"] = endpoint, where
+    attrs = head.get("attrs")
+    for name, value in (attrs.items() if isinstance(attrs, dict) else ()):
+        if name not in hints.REFIRE_ATTRS or not isinstance(value, str) or not value:
+            continue
+        current = getattr(settings, name)
+        if current == value:
+            continue
+        if sources.get(name, "default") == "default":
+            changes[name], sources[name] = value, where
+        else:
+            flag = "--" + name.replace("_", "-")
+            raise BadInput(f"{where} was written with {name} {value!r}, not {current!r} "
+                           f"({given(name)}): resume with {flag} {value} (or without "
+                           f"{flag}); the run token only protects records under the "
+                           "journal's attribute names")
+    if not changes:
+        return settings
+    return dataclasses.replace(settings, **changes, sources=sources)
+
+
 def read_journal(path: Path, info: TableInfo | None = None) -> ResumeState:
     """The run token and the targets not yet done. ``info`` types the keys (None: the
     file is checked whole, and no targets are returned)."""
@@ -916,6 +974,7 @@ class RefirePlan:
     resume_contents: jfile.Contents | None = None  # that file as read (its tail repaired)
     dry_run: bool = False
     force: bool = False
+    region: str | None = None  # the region the session resolved (for hints)
 
     @property
     def total(self) -> int:
@@ -961,21 +1020,28 @@ class RefirePlan:
                if self.only_if in SNAPSHOT_CONDS else {}),
         }
 
+    def resume_command(self) -> str:
+        """The command that continues this run, with the connection it used (so that it
+        reaches the same table when pasted into another shell)."""
+        where = self.journal_path
+        return hints.command(self.settings, "refire", "--resume", str(where), "--yes",
+                             region=self.region)
+
     def outcome_error(self, summary: Summary, *,
                       interrupted: bool | None = None) -> StreamqError | None:
         """How a finished run ends: None when every record was refired or skipped; else
         the error to exit with (AwsError 1, PartialFailure 3, Interrupted 130), with how
         to continue. ``interrupted``: the user stopped it (None: ``summary.interrupted``)."""
         where = self.journal_path
+        resume = self.resume_command()
         if interrupted is None:
             interrupted = summary.interrupted
         if summary.fatal is not None:
-            hint = (f"; fix it, then continue with: streamq refire --resume {where} --yes"
-                    if where else "")
+            hint = f"; fix it, then continue with: {resume}" if where else ""
             return AwsError(f"stopped after an error every write would hit: {summary.fatal} "
                             f"({summary.not_reached} record(s) not reached){hint}")
         if interrupted:
-            hint = (f"; continue with: streamq refire --resume {where} --yes" if where else
+            hint = (f"; continue with: {resume}" if where else
                     "; next time use --journal FILE to be able to --resume")
             abandoned = (f" ({summary.abandoned} of them in flight when the run stopped "
                          "waiting: written or not, a resumed run settles them and fires "
@@ -985,7 +1051,7 @@ class RefirePlan:
         if not summary.ok:
             c = summary.counts
             bad = c["missing"] + c["failed"] + c["unknown"]
-            hint = (f"; retry the failed ones with --resume {where} --yes"
+            hint = (f"; retry the failed ones with: {resume}"
                     if where and c["failed"] else "")
             unknown = (f", unknown {c['unknown']}: deleted after an attempt whose answer "
                        "was lost" if c["unknown"] else "")
@@ -1086,7 +1152,7 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
                       concurrency=concurrency, deadline=deadline, duplicates=duplicates,
                       already_done=already_done, known_missing=known_missing,
                       journal=journal, resume=resume, resume_contents=resume_contents,
-                      dry_run=dry_run, force=force)
+                      dry_run=dry_run, force=force, region=aws.region)
 
 
 def run_identity(plan: RefirePlan, region: str | None) -> str:
@@ -1140,9 +1206,15 @@ def run(plan: RefirePlan, aws: Aws, *, stop: threading.Event | None = None,
     if plan.resume is not None:
         jrn = Journal.append(plan.resume_contents or plan.resume)
     elif plan.journal is not None:
-        jrn = Journal.create(plan.journal, run=plan.run, info=info, targets=plan.targets,
-                             only_if=plan.only_if,
-                             extra=hints.connection_record(plan.settings, aws.region))
+        try:
+            jrn = Journal.create(plan.journal, run=plan.run, info=info,
+                                 targets=plan.targets, only_if=plan.only_if,
+                                 extra=hints.connection_record(plan.settings, aws.region))
+        except jfile.JournalExists:
+            resume = hints.command(plan.settings, "refire", "--resume", str(plan.journal),
+                                   "--yes", region=plan.region or aws.region)
+            raise BadInput(f"journal {plan.journal} already exists: resume it with: "
+                           f"{resume}; or choose another file") from None
     try:
         if on_start is not None:
             on_start()

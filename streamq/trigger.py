@@ -15,7 +15,7 @@ from typing import Any
 
 from .aws import Aws, aws_errors
 from .config import Settings
-from .errors import BadInput, NotFound
+from .errors import BadInput, NotFound, StreamqError
 from .outbox import AV, Item, TableInfo, iso, key_of
 
 
@@ -970,14 +970,34 @@ def apply_changes(aws: Aws, mapping: Mapping[str, Any], changes: list[Change], *
     (AwsError naming the first field that differs). Returns the mapping read back."""
     uuid = str(mapping["UUID"])
     check_settled(mapping)
-    with aws_errors():
-        aws.client("lambda").update_event_source_mapping(**update_request(uuid, changes))
-    if wait:
-        after = wait_settled(lambda: get_mapping(aws, uuid), timeout=timeout)
-    else:
-        after = get_mapping(aws, uuid)
-    verify(after, changes)
+    try:
+        with aws_errors():
+            aws.client("lambda").update_event_source_mapping(**update_request(uuid, changes))
+    except StreamqError as exc:
+        # An update whose answer was lost (a 5xx, a reset, a timeout) may have been
+        # applied, and a retry of it may then fail ("in use") although the first one
+        # took effect: whatever the last error says, the outcome is unknown.
+        raise ApplyFailed(exc, accepted=False) from exc
+    try:
+        if wait:
+            after = wait_settled(lambda: get_mapping(aws, uuid), timeout=timeout)
+        else:
+            after = get_mapping(aws, uuid)
+        verify(after, changes)
+    except StreamqError as exc:
+        raise ApplyFailed(exc, accepted=True) from exc
     return after
+
+
+class ApplyFailed(StreamqError):
+    """Applying a change failed after the backup was written: ``accepted`` says whether
+    UpdateEventSourceMapping answered (the change was taken) or not (it may or may not
+    have been). Keeps the exit code of the error behind it."""
+
+    def __init__(self, cause: StreamqError, *, accepted: bool) -> None:
+        super().__init__(cause.message, hint=cause.hint)
+        self.exit_code = cause.exit_code
+        self.accepted = accepted
 
 
 def check_settled(mapping: Mapping[str, Any]) -> None:

@@ -557,8 +557,13 @@ def test_outcome_error_maps_a_summary_to_the_exit() -> None:
     from streamq.errors import AwsError, Interrupted, PartialFailure
     from streamq.refire import Preflight, RefirePlan, Summary
 
+    from streamq.config import Settings
+
+    settings = Settings(table="outbox", region="eu-west-1",
+                        sources={"table": "flag --table", "region": "flag --region"})
+
     def plan(journal: Path | None) -> RefirePlan:
-        return RefirePlan(settings=None, info=None,  # type: ignore[arg-type]
+        return RefirePlan(settings=settings, info=None,  # type: ignore[arg-type]
                           preflight=Preflight(stream_enabled=True), run="r-x",
                           only_if="any", targets=[], todo=[], settled=[], journal=journal)
 
@@ -569,8 +574,8 @@ def test_outcome_error_maps_a_summary_to_the_exit() -> None:
     failed.counts.update(refired=1, failed=2)
     err = plan(Path("j.jsonl")).outcome_error(failed)
     assert isinstance(err, PartialFailure) and err.message == (
-        "2 of 3 record(s) not refired (missing 0, failed 2); retry the failed ones with "
-        "--resume j.jsonl --yes")
+        "2 of 3 record(s) not refired (missing 0, failed 2); retry the failed ones with: "
+        "streamq refire --resume j.jsonl --yes --region eu-west-1 --table outbox")
     stopped = Summary(not_reached=5, interrupted=True)
     err = plan(None).outcome_error(stopped)
     assert isinstance(err, Interrupted) and err.exit_code == 130
@@ -581,4 +586,6 @@ def test_outcome_error_maps_a_summary_to_the_exit() -> None:
     fatal = Summary(not_reached=4, fatal="ExpiredToken")
     err = plan(Path("j.jsonl")).outcome_error(fatal, interrupted=True)
     assert isinstance(err, AwsError) and err.exit_code == 1
-    assert "ExpiredToken" in err.message and "--resume j.jsonl --yes" in err.message
+    assert "ExpiredToken" in err.message
+    assert err.message.endswith("fix it, then continue with: streamq refire --resume j.jsonl "
+                                "--yes --region eu-west-1 --table outbox")

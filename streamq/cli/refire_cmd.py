@@ -218,6 +218,8 @@ def refire_cmd(
     from .. import runlock
     from ..aws import Aws
 
+    if resume is not None:  # the journal says which table, where, and with which names
+        settings = lib.settings_for_resume(settings, lib.read_journal(resume), resume)
     # The writes' client is made on a background thread while the pre-flight's requests
     # are in flight (sharing their session), not after them.
     aws = Aws(settings)

@@ -309,13 +309,34 @@ def config_trigger_cmd(
         if not render.confirm(what):
             raise Refused("not applied: not confirmed")
 
-    from ..trigger import apply_changes, write_backup
+    from .. import hints
+    from ..errors import Interrupted, StreamqError
+    from ..trigger import ApplyFailed, apply_changes, write_backup
 
+    uuid_ = str(mapping.get("UUID"))
     backup = write_backup(mapping)
+    restore = hints.command(settings, "config-trigger", "--uuid", uuid_, "--from-file",
+                            str(backup), region=aws.region)
     render.info(f"backup of the previous configuration: {backup}")
-    render.info(f"restore it with: streamq --table {info.name} config-trigger "
-                f"--from-file {backup}")
-    after = apply_changes(aws, mapping, changes, wait=wait, timeout=timeout)
+    render.info(f"restore it with: {restore}")
+    try:
+        after = apply_changes(aws, mapping, changes, wait=wait, timeout=timeout)
+    except (StreamqError, KeyboardInterrupt) as exc:
+        # Never leave a change half-known without saying so: what may have happened,
+        # how to look, how to go back.
+        check = hints.command(settings, "config-trigger", "--uuid", uuid_, region=aws.region)
+        if isinstance(exc, ApplyFailed) and exc.accepted:
+            state = ("the update was accepted, but the trigger was not seen to hold it: it "
+                     "may still be changing, or hold part of it")
+        else:
+            state = "the change may or may not have been applied"
+        what = exc.message if isinstance(exc, StreamqError) else "interrupted"
+        text = f"{what}; {state}: check with: {check}; go back with: {restore}"
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(text) from None
+        error = StreamqError(text, hint=exc.hint)
+        error.exit_code = exc.exit_code
+        raise error from exc
     unreadable = filter_hidden(after)
     if unreadable and any(c.field == "FilterCriteria" for c in changes):
         render.warn(f"the new filter was sent but cannot be read back to check it: it is "
