@@ -554,10 +554,9 @@ def test_prepare_by_filters_and_the_preflight_refusal(ddb, endpoint) -> None:
 
 
 def test_outcome_error_maps_a_summary_to_the_exit() -> None:
+    from streamq.config import Settings
     from streamq.errors import AwsError, Interrupted, PartialFailure
     from streamq.refire import Preflight, RefirePlan, Summary
-
-    from streamq.config import Settings
 
     settings = Settings(table="outbox", region="eu-west-1",
                         sources={"table": "flag --table", "region": "flag --region"})
