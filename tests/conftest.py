@@ -15,6 +15,9 @@ import pytest
 
 from tests.helpers import CliRunner
 
+# Records every AWS call streamq's commands make; checked against `streamq iam-policy`.
+pytest_plugins = ["tests.iam_recorder"]
+
 # No real AWS ever: fixed fake credentials, one region, no user config.
 for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
             "STREAMQ_TABLE", "STREAMQ_SANDBOX", "STREAMQ_OUTBOX"):
