@@ -174,7 +174,9 @@ def key_plain(key: Item, info: TableInfo) -> dict[str, Any]:
 
 def _exact(av: AV) -> Any:
     plain = to_plain(av)
-    if "N" in av and isinstance(plain, float) and Decimal(repr(plain)) != Decimal(av["N"]):
+    # (0.9999999999999999445 becomes the float 1.0, printed as the int 1: both checked)
+    if "N" in av and isinstance(plain, (int, float)) and Decimal(repr(plain)) != Decimal(
+            av["N"]):
         return av["N"]
     return plain
 

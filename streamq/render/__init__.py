@@ -75,12 +75,23 @@ def _say(prefix: str, style: str, text: str) -> None:
         sys.stderr.flush()
 
 
+def one_line(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u2028``):
+    an error or a warning is one line, and text from input (a key, a pattern, a file
+    name, an AWS message) can neither break it nor send escape sequences to the
+    terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def error(text: str) -> None:
-    _say("streamq: error: ", "bold red", text)
+    _say("streamq: error: ", "bold red", one_line(text))
 
 
 def warn(text: str) -> None:
-    _say("warning: ", "yellow", text)
+    _say("warning: ", "yellow", one_line(text))
 
 
 def info(text: str) -> None:
