@@ -106,7 +106,8 @@ def with_common_params(target: Callable[..., Any], source: Callable[..., Any]) -
     """Give ``target`` the signature of ``source`` (less ``settings`` and ``**kw``) plus
     the shared options, so typer builds the options from it."""
     sig = inspect.signature(source)
-    hints = typing.get_type_hints(source, include_extras=True)
+    hints = {name: _explicit(hint)
+             for name, hint in typing.get_type_hints(source, include_extras=True).items()}
     own = [p.replace(annotation=hints.get(p.name, p.annotation))
            for p in sig.parameters.values()
            if p.name != "settings" and p.kind is not p.VAR_KEYWORD]
@@ -119,6 +120,18 @@ def with_common_params(target: Callable[..., Any], source: Callable[..., Any]) -
     target.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
     target.__annotations__ = {**{p.name: p.annotation for p in own}, **COMMON,
                               CTX_PARAM: typer.Context}
+
+
+def _explicit(hint: Any) -> Any:
+    """The annotation as written. Python 3.10's get_type_hints wraps the annotation of a
+    parameter that defaults to None in Optional[...] (3.11 no longer does): an
+    ``Optional[Annotated[T, typer.Option("--id", ...)]]`` hides the option's names and
+    help from typer, so on 3.10 ``refire --id`` became ``--ids`` and ``-o`` vanished."""
+    if typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and typing.get_origin(args[0]) is typing.Annotated:
+            return args[0]
+    return hint
 
 
 def outbox_command(func: F) -> F:
