@@ -94,6 +94,21 @@ GRANTS: tuple[Grant, ...] = (
     Grant("sns:GetTopicAttributes", DESTINATION, ("doctor",)),
     Grant("s3:ListBucket", DESTINATION, ("doctor",),
           why="ListObjectsV2 is authorized as s3:ListBucket on the bucket ARN"),
+    # tail: follows the stream and evaluates the trigger's filter on each record.
+    Grant("dynamodb:DescribeTable", TABLE, ("tail", "watch")),
+    Grant("dynamodb:DescribeStream", STREAM, ("tail",)),
+    Grant("dynamodb:GetShardIterator", STREAM, ("tail",)),
+    Grant("dynamodb:GetRecords", STREAM, ("tail",)),
+    Grant("lambda:ListEventSourceMappings", ANY, ("tail", "watch")),
+    Grant("lambda:GetEventSourceMapping", MAPPING, ("tail", "watch")),
+    Grant("kms:Decrypt", KEY, ("tail", "watch")),
+    # watch: counts, the trigger, its metrics and the destination's backlog, repeatedly.
+    Grant("dynamodb:Scan", TABLE, ("watch",)),
+    Grant("cloudwatch:GetMetricData", ANY, ("watch",)),
+    Grant("sqs:GetQueueUrl", DESTINATION, ("watch",)),
+    Grant("sqs:GetQueueAttributes", DESTINATION, ("watch",)),
+    Grant("sns:GetTopicAttributes", DESTINATION, ("watch",)),
+    Grant("s3:ListBucket", DESTINATION, ("watch",)),
 )
 
 #: botocore operation -> IAM action, where they differ or the service prefix does
@@ -349,7 +364,8 @@ def commands(grants: Sequence[Grant] = GRANTS) -> list[str]:
 
 def markdown_table(grants: Sequence[Grant] = GRANTS) -> str:
     """The README's command -> actions table (rows in command order; writes marked)."""
-    order = ["list", "show", "stats", "refire", "config-trigger", "doctor", "iam-policy"]
+    order = ["list", "show", "stats", "refire", "config-trigger", "doctor", "tail", "watch",
+             "iam-policy"]
     names = sorted(commands(grants), key=lambda c: (order.index(c) if c in order else
                                                     len(order), c))
     rows = []

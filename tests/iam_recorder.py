@@ -28,8 +28,8 @@ _VALUE_OPTIONS = frozenset({
     "--stuck-after", "--profile", "--region", "--endpoint-url"})
 COVERAGE_TEST = "test_every_recorded_call_is_granted"
 #: Commands that never write (with --dry-run, every command).
-READ_ONLY_COMMANDS = frozenset({"list", "show", "stats", "doctor", "config", "iam-policy",
-                                "completion"})
+READ_ONLY_COMMANDS = frozenset({"list", "show", "stats", "doctor", "tail", "watch", "config",
+                                "iam-policy", "completion"})
 
 
 @dataclass(frozen=True)

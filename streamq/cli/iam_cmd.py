@@ -14,7 +14,7 @@ def iam_policy_cmd(
     settings: Settings,
     read_only: Annotated[bool, typer.Option(
         "--read-only", help="Only what the read-only commands need: list, show, stats, "
-        "doctor, config-trigger without changes, refire --dry-run.")] = False,
+        "doctor, tail, watch, config-trigger without changes, refire --dry-run.")] = False,
 ) -> None:
     """Print the least-privilege IAM policy (JSON, on stdout) for streamq's commands on
     the outbox table.
