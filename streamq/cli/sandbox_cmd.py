@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
@@ -31,6 +32,11 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", hidden=True,
                                       help="Accepted and ignored: the sandbox never asks.")]
 
 
+class OnFailure(str, enum.Enum):
+    sqs = "sqs"
+    s3 = "s3"
+
+
 def up(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free port).")
                     ] = 0,
@@ -45,6 +51,10 @@ def up(
     undeliverable: Annotated[str | None, typer.Option(
         "--undeliverable", help="Regex of recipients the fake API rejects with 550 "
         "[default: @invalid\\.example$].", show_default=False)] = None,
+    on_failure: Annotated[OnFailure, typer.Option(
+        "--on-failure", help="Where the trigger sends the batches it gives up on: the SQS "
+        "queue, or the S3 bucket (the invocation record plus the whole event as payload, "
+        "under aws/lambda/<ESM-UUID>/<shard>/...).")] = OnFailure.sqs,
     timeout: Annotated[float, typer.Option("--timeout", min=1,
                                            help="Seconds to wait for it to be ready.")] = 60.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would start; start "
@@ -57,10 +67,11 @@ def up(
     """Start the sandbox in the background (idempotent) and print its endpoint.
 
     Starts moto's server on 127.0.0.1 and provisions: table mail_outbox (stream
-    NEW_AND_OLD_IMAGES), table mail_history, a role, function mail-sender, queue
-    mail-sender-failures (on-failure destination) and a trigger (batch 100, window 2s,
-    2 retries, bisect, ReportBatchItemFailures, filter: INSERT, or MODIFY with
-    refired_at). Data lives in memory only: `sandbox down` loses it.
+    NEW_AND_OLD_IMAGES), table mail_history, a role, function mail-sender, queue and
+    bucket mail-sender-failures (the on-failure destination: the queue, or the bucket
+    with --on-failure s3) and a trigger (batch 100, window 2s, 2 retries, bisect,
+    ReportBatchItemFailures, filter: INSERT, or MODIFY with refired_at). Data lives in
+    memory only: `sandbox down` loses it.
 
     The sandbox process never imports from the current directory (a ./moto.py there is
     not moto); --handler names your own file or package, whose directory is added at the
@@ -70,6 +81,8 @@ def up(
 
       streamq sandbox up
 
+      streamq sandbox up --on-failure s3
+
       streamq sandbox up --port 4566 --api-rate 20
 
       streamq sandbox up --handler src/mail_sender/handler.py:handler
@@ -77,11 +90,11 @@ def up(
     del debug  # read from argv by the error handler
     run_guarded(_up, port=port, handler=handler, api_rate=api_rate,
                 undeliverable=undeliverable, timeout=timeout, dry_run=dry_run,
-                output=value_of(output))
+                output=value_of(output), on_failure=on_failure.value)
 
 
 def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | None,
-        timeout: float, dry_run: bool, output: str | None) -> None:
+        timeout: float, dry_run: bool, output: str | None, on_failure: str = "sqs") -> None:
     from .. import render
     from ..render import sandbox as view
     from ..sandbox import control
@@ -96,20 +109,24 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
                         f"(pid {current.pid}); nothing would start")
         else:
             render.info(f"dry run: would start the sandbox on 127.0.0.1:{port or 'a free port'}"
-                        f" with handler {resolved or DEMO_HANDLER}, state in "
-                        f"{state_dir()}")
+                        f" with handler {resolved or DEMO_HANDLER}, on-failure destination "
+                        f"{on_failure}, state in {state_dir()}")
         return
     state, already = control.up(port=port, handler=handler, api_rate=api_rate,
-                                undeliverable=undeliverable, timeout=timeout)
+                                undeliverable=undeliverable, timeout=timeout,
+                                on_failure=on_failure)
     if already:
-        render.info(f"the sandbox is already running (pid {state.pid})")
+        render.info(f"the sandbox is already running (pid {state.pid}, on-failure "
+                    f"destination {state.on_failure})")
     else:
         render.info(f"sandbox started (pid {state.pid}); try: streamq sandbox seed --count 200"
                     " --wait && streamq --sandbox list --status all")
     if output == "json":
         render.print_json({"endpoint": state.endpoint, "pid": state.pid,
                            "already_running": already, "table": state.table,
-                           "function": state.function, "region": state.region})
+                           "function": state.function, "region": state.region,
+                           "on_failure": state.on_failure, "queue_url": state.queue_url,
+                           "bucket": state.bucket})
     else:
         view.print_line(state.endpoint)
 

@@ -76,7 +76,9 @@ def show_status(doc: dict[str, Any], out: IO[str] | None = None) -> None:
                   f" (pid {doc['pid']}, up {humanize(doc['uptime_seconds'])})")
     rows = [("table", doc["table"]), ("history table", doc["history_table"]),
             ("function", doc["function"]), ("handler", doc["handler"]),
-            ("on-failure queue", doc["queue_url"]), ("region", doc["region"]),
+            (("on-failure bucket", f"s3://{doc.get('bucket')}")
+             if doc.get("on_failure") == "s3" else ("on-failure queue", doc["queue_url"])),
+            ("region", doc["region"]),
             ("state dir", doc["state_dir"]), ("log", doc["log"])]
     poller = doc.get("poller") or {}
     if poller:

@@ -123,9 +123,14 @@ def sandbox_command(args: list[str], *, safe_path_flag: bool | None = None) -> l
 
 
 def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
-       undeliverable: str | None = None, timeout: float = 60.0) -> tuple[SandboxState, bool]:
-    """Start the sandbox in the background; returns (state, already_running)."""
+       undeliverable: str | None = None, timeout: float = 60.0,
+       on_failure: str = "sqs") -> tuple[SandboxState, bool]:
+    """Start the sandbox in the background; returns (state, already_running).
+    ``on_failure``: the trigger's on-failure destination, ``sqs`` (the queue) or ``s3``
+    (the bucket). A sandbox already running keeps its own."""
     handler = check_up_args(port, handler, api_rate)
+    if on_failure not in ("sqs", "s3"):
+        raise BadInput(f"invalid --on-failure {on_failure!r}: use sqs or s3")
     if undeliverable is not None:
         try:
             re.compile(undeliverable)
@@ -147,7 +152,8 @@ def up(*, port: int = 0, handler: str | None = None, api_rate: float = 50.0,
     for path in (log_path(), api_log_path(), status_path()):
         path.unlink(missing_ok=True)
     cmd = sandbox_command(["--port", str(port), "--state-dir", str(directory),
-                           "--handler", handler or DEMO_HANDLER, "--api-rate", str(api_rate)])
+                           "--handler", handler or DEMO_HANDLER, "--api-rate", str(api_rate),
+                           "--on-failure", on_failure])
     if undeliverable is not None:
         cmd += ["--undeliverable", undeliverable]
     with open_private(log_path(), "ab") as log:
@@ -231,7 +237,7 @@ def status() -> dict[str, Any]:
         doc.update(pid=live.pid, endpoint=live.endpoint, region=live.region,
                    table=live.table, history_table=live.history_table,
                    function=live.function, handler=live.handler or DEMO_HANDLER,
-                   queue_url=live.queue_url,
+                   queue_url=live.queue_url, bucket=live.bucket, on_failure=live.on_failure,
                    started_at=iso_seconds(live.started_at),
                    uptime_seconds=round(time.time() - live.started_at, 1))
     elif state is not None:

@@ -18,8 +18,11 @@ Lambda service does, from the mapping's *current* settings (re-read every poll, 
 * honours ``ReportBatchItemFailures`` (``batchItemFailures[].itemIdentifier`` =
   sequence number; the lowest one is the checkpoint, records from it on are retried; an
   empty or unknown identifier fails the whole batch);
-* sends records it gives up on to the ``DestinationConfig.OnFailure`` SQS queue as the
-  documented invocation record (``DDBStreamBatchInfo``: a pointer, no data);
+* sends records it gives up on to the ``DestinationConfig.OnFailure`` destination as the
+  documented invocation record (``DDBStreamBatchInfo``: a pointer, no data): an SQS
+  queue gets it as the message body; an S3 bucket gets it as an object under
+  ``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`` with
+  the whole event as ``payload`` (see :func:`send_to_destination`);
 * does nothing while the mapping is disabled (``State`` other than ``Enabled``); the
   checkpoint stays, so records written meanwhile are processed once it is enabled;
   likewise while its filter is encrypted and unreadable (``FilterCriteriaError``);
@@ -455,7 +458,9 @@ class Poller:
                      len(recs), condition)
             return
         try:
-            send_to_destination(self.aws, str(dest), message)
+            send_to_destination(self.aws, str(dest), message, records=recs,
+                                esm_uuid=str(mapping.get("UUID") or self._uuid or ""),
+                                shard_id=shard_id)
         except StreamqError as exc:
             self._note_error(f"poller: cannot send to the on-failure destination: {exc}")
             if self.metrics is not None:
@@ -464,7 +469,7 @@ class Poller:
             return
         self._count(mapping, "destination_delivered", len(recs))
         self.counters.dlq_messages += 1
-        log.info("poller: discarded %d record(s) (%s); sent DDBStreamBatchInfo to %s",
+        log.info("poller: discarded %d record(s) (%s); sent the invocation record to %s",
                  len(recs), condition, dest)
 
     # --------------------------------------------------------------- metrics
@@ -566,12 +571,40 @@ def failure_message(recs: list[dict[str, Any]], mapping: dict[str, Any], shard_i
     }
 
 
-def send_to_destination(aws: Aws, destination_arn: str, message: dict[str, Any]) -> None:
-    """Send to an SQS queue ARN (the sandbox's destination type)."""
+def s3_failure_key(esm_uuid: str, shard_id: str, when: float | None = None) -> str:
+    """Where Lambda puts a stream trigger's invocation record in an S3 destination:
+    ``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>``
+    (Lambda Developer Guide, "services-dynamodb-errors": Retain discarded records for a
+    DynamoDB event source, "Example Amazon S3 invocation record")."""
+    at = datetime.fromtimestamp(time.time() if when is None else when, tz=timezone.utc)
+    return (f"aws/lambda/{esm_uuid}/{shard_id}/{at:%Y/%m/%d}/{at:%Y-%m-%dT%H.%M.%S}-"
+            f"{uuid.uuid4()}")
+
+
+def send_to_destination(aws: Aws, destination_arn: str, message: dict[str, Any], *,
+                        records: list[dict[str, Any]] | None = None, esm_uuid: str = "",
+                        shard_id: str = "") -> None:
+    """Send an invocation record as Lambda does (Lambda Developer Guide,
+    "invocation-async-retain-records" and "services-dynamodb-errors"):
+
+    * an SQS queue ARN: the record is the message body;
+    * an S3 bucket ARN (``arn:aws:s3:::BUCKET``): the record, plus ``payload`` (the whole
+      event the function got, ``{"Records": [...]}``, as an escaped JSON string), is a JSON
+      object under :func:`s3_failure_key`.
+
+    SNS topics are not emulated (moto does not deliver them anywhere the sandbox reads)."""
     parts = destination_arn.split(":")
+    if len(parts) >= 6 and parts[2] == "s3":
+        body = dict(message)
+        body["payload"] = json.dumps({"Records": records or []})
+        with aws_errors():
+            aws.client("s3").put_object(Bucket=parts[5], Key=s3_failure_key(esm_uuid, shard_id),
+                                        Body=json.dumps(body).encode(),
+                                        ContentType="application/json")
+        return
     if len(parts) < 6 or parts[2] != "sqs":
         raise StreamqError(f"unsupported on-failure destination {destination_arn} "
-                           "(the sandbox sends to SQS queues only)")
+                           "(the sandbox sends to SQS queues and S3 buckets)")
     sqs = aws.client("sqs")
     with aws_errors():
         url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]

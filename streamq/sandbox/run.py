@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handler", default=DEMO_HANDLER)
     parser.add_argument("--api-rate", type=float, default=DEFAULT_RATE)
     parser.add_argument("--undeliverable", default=DEFAULT_UNDELIVERABLE)
+    parser.add_argument("--on-failure", choices=("sqs", "s3"), default="sqs")
     args = parser.parse_args(argv)
 
     state_dir = Path(args.state_dir).resolve()
@@ -193,14 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         handler = load_handler(args.handler)
         aws = Aws(Settings(endpoint_url=endpoint, region=SANDBOX_REGION, sandbox=True))
         world = provision(aws, environment={k: v for k, v in env.items()
-                                            if not k.startswith("AWS_")})
+                                            if not k.startswith("AWS_")},
+                          on_failure=args.on_failure)
     except Exception as exc:
         log.error("sandbox: failed to start: %s: %s", type(exc).__name__, exc)
         server.shutdown()
         return 1
     log.info("sandbox: provisioned table %s (stream %s), history %s, function %s, "
-             "queue %s, trigger %s", world.table, world.stream_arn, world.history_table,
-             world.function, world.queue_url, world.mapping_uuid)
+             "queue %s, bucket %s, trigger %s (on failure: %s)", world.table,
+             world.stream_arn, world.history_table, world.function, world.queue_url,
+             world.bucket, world.mapping_uuid, world.on_failure)
     log.info("sandbox: handler %s", args.handler)
 
     poller = Poller(aws, table=world.table, function=world.function, handler=handler,
@@ -213,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     poller.polled_once.wait(timeout=30)
     write_state(SandboxState(pid=os.getpid(), endpoint=endpoint, started_at=time.time(),
                              handler=args.handler, queue_url=world.queue_url,
-                             state_dir=str(state_dir)))
+                             state_dir=str(state_dir), bucket=world.bucket,
+                             on_failure=world.on_failure))
     log.info("sandbox: ready")
     while not stop.is_set():
         stop.wait(1.0)

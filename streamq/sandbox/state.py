@@ -40,6 +40,8 @@ class SandboxState:
     handler: str = ""
     queue_url: str = ""
     state_dir: str = ""
+    bucket: str = ""  # the S3 on-failure bucket
+    on_failure: str = "sqs"  # the trigger's on-failure destination: sqs | s3
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,4 +1,5 @@
-"""Provision the sandbox's outbox world (idempotent): tables, role, function, queue, trigger.
+"""Provision the sandbox's outbox world (idempotent): tables, role, function, queue, bucket,
+trigger.
 
 The trigger's filter is the loop-avoiding marker protocol (docs/sandbox.md): INSERTs pass,
 and MODIFYs only when the new image carries the refire marker ``refired_at``. A refire
@@ -7,6 +8,7 @@ sets it; the handler's own failure write removes it, so its MODIFY is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
@@ -17,6 +19,8 @@ from ..aws import Aws, aws_errors, error_code
 from .state import SANDBOX_FUNCTION, SANDBOX_HISTORY_TABLE, SANDBOX_TABLE
 
 QUEUE_NAME = "mail-sender-failures"
+BUCKET_NAME = "mail-sender-failures"  # the S3 on-failure destination (``up --on-failure s3``)
+ON_FAILURE = ("sqs", "s3")
 ROLE_NAME = "mail-sender-role"
 ACCOUNT = "123456789012"
 
@@ -54,6 +58,8 @@ class World:
     queue_arn: str
     stream_arn: str
     mapping_uuid: str
+    bucket: str = BUCKET_NAME
+    on_failure: str = "sqs"  # where the trigger sends what it gives up on: sqs | s3
 
 
 def _stub_zip() -> bytes:
@@ -85,7 +91,11 @@ def _create_table(ddb: Any, name: str, stream: bool) -> None:
 
 def provision(aws: Aws, *, table: str = SANDBOX_TABLE, history_table: str = SANDBOX_HISTORY_TABLE,
               function: str = SANDBOX_FUNCTION, environment: dict[str, str] | None = None,
-              ) -> World:
+              on_failure: str = "sqs") -> World:
+    """``on_failure``: the trigger's on-failure destination, the queue (``sqs``) or the
+    bucket (``s3``); both are created either way."""
+    if on_failure not in ON_FAILURE:
+        raise ValueError(f"on_failure must be one of {ON_FAILURE}, not {on_failure!r}")
     ddb, iam, lam, sqs = (aws.client(s) for s in ("dynamodb", "iam", "lambda", "sqs"))
     _create_table(ddb, table, stream=True)
     _create_table(ddb, history_table, stream=False)
@@ -107,6 +117,10 @@ def provision(aws: Aws, *, table: str = SANDBOX_TABLE, history_table: str = SAND
         queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
+        s3 = aws.client("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=BUCKET_NAME)
+        destination = queue_arn if on_failure == "sqs" else f"arn:aws:s3:::{BUCKET_NAME}"
         stream_arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         existing = lam.list_event_source_mappings(EventSourceArn=stream_arn).get(
             "EventSourceMappings", [])
@@ -116,7 +130,7 @@ def provision(aws: Aws, *, table: str = SANDBOX_TABLE, history_table: str = SAND
         else:
             uuid = lam.create_event_source_mapping(
                 EventSourceArn=stream_arn, FunctionName=function,
-                DestinationConfig={"OnFailure": {"Destination": queue_arn}},
+                DestinationConfig={"OnFailure": {"Destination": destination}},
                 **TRIGGER_SETTINGS)["UUID"]
     return World(table, history_table, function, function_arn, queue_url, queue_arn,
-                 stream_arn, uuid)
+                 stream_arn, uuid, BUCKET_NAME, on_failure)
