@@ -3,9 +3,9 @@
 ``python -m streamq.sandbox.run --port P --state-dir D [--handler module:function]``
 
 Started detached by ``streamq sandbox up`` (stdout/stderr go to ``D/sandbox.log``).
-It writes ``D/state.json`` only once the endpoint answers, the world is provisioned and
-the handler is imported; SIGTERM (``streamq sandbox down``) stops the poller and the
-server, removes the state file and exits 0.
+It writes ``D/state.json`` only once the endpoint answers, the world is provisioned, the
+handler is imported and the poller has polled once; SIGTERM (``streamq sandbox down``)
+stops the poller and the server, removes the state file and exits 0.
 """
 
 from __future__ import annotations
