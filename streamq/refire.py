@@ -1079,6 +1079,7 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
             deadline: float = RECORD_DEADLINE, dry_run: bool = False, force: bool = False,
             progress: Callable[[str], AbstractContextManager[Any]] | None = None,
             records: Sequence[Record] | None = None, statuses: Sequence[str] = (),
+            keys: Sequence[Item] | None = None, run_token: str | None = None,
             ) -> RefirePlan:
     """Plan a refire; reads, never writes.
 
@@ -1087,13 +1088,15 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
     is called after the table is described, so parsing errors come after that), or
     continue the run journaled in ``resume``. Then: the pre-flight (stream, trigger,
     state), the items read where the trigger's filter, ``--only-if stuck`` or a dry run
-    need them, the filter check and the outcomes known without a write. ``progress``
+    need them, the filter check and the outcomes known without a write. ``keys``: typed
+    keys chosen by a caller (redrive), selected like ``ids``; ``run_token``: the token of
+    an earlier run to continue (a key it refired is not fired again). ``progress``
     (a label -> context manager whose value has ``advance(n)``) shows the selecting scan.
     ``records``: records already selected (the Python API: ``Outbox.records()``), planned
     as the filters' records are, ``statuses`` being the statuses they were selected by.
     Raises BadInput / NotFound for bad input; refusals are left to the caller
     (:meth:`RefirePlan.refusal`), so that a dry run can show them."""
-    has_ids = bool(ids) or id_lines is not None
+    has_ids = bool(ids) or id_lines is not None or keys is not None
     mode = check_selection(ids=has_ids, filters=selection is not None or records is not None,
                            resume=resume,
                            journal=journal, only_if=only_if)
@@ -1117,10 +1120,11 @@ def prepare(aws: Aws, settings: Settings, *, ids: Sequence[str] = (),
                                                   state.done)
         resume_contents = state.contents
     else:
-        run_token = new_run_token()
+        run_token = run_token or new_run_token()
         if has_ids:
             parsed = [parse_key_text(text, info) for text in ids]
             parsed.extend(iter_key_lines(id_lines or (), info))
+            parsed.extend(keys or ())
             keys, duplicates = dedupe(parsed)
             targets = targets_for_keys(keys, mode, None, classifier)
         elif records is not None:

@@ -418,3 +418,87 @@ def lambda_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str
     if raw.get("userIdentity"):
         record["userIdentity"] = dict(raw["userIdentity"])
     return record
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+@dataclass
+class RangeRead:
+    """The records of one shard from a start to an end sequence number (both included).
+    ``complete``: the end was reached; else ``missing`` says what the stream lacks."""
+
+    records: list[dict[str, Any]]
+    complete: bool
+    missing: str | None = None
+
+
+def read_range(aws: Aws, stream_arn: str, shard_id: str, start: str, end: str, *,
+               max_empty_pages: int = 5, empty_wait: float = 0.2) -> RangeRead:
+    """Read ``shard_id`` from ``start`` (an AT_SEQUENCE_NUMBER iterator) to ``end``,
+    page after page, stopping at the shard's end (a closed shard has no next iterator).
+
+    DynamoDB Streams API reference: GetShardIterator answers TrimmedDataAccessException
+    for a sequence number older than the stream's 24-hour trim horizon, and
+    ResourceNotFoundException for a stream or shard that no longer exists; GetRecords may
+    return an empty page before a later one has records, so an open shard is given up on
+    only after ``max_empty_pages`` empty pages in a row. What cannot be read is reported
+    in ``missing``, never guessed."""
+    from botocore.exceptions import ClientError
+
+    from .aws import error_code, translate
+
+    client = aws.client("dynamodbstreams")
+    first, last = int(start), int(end)
+
+    def gone(exc: ClientError) -> str | None:
+        code = error_code(exc)
+        if code == "TrimmedDataAccessException":
+            return ("trimmed: the stream no longer holds these records (it keeps them for "
+                    "24 hours)")
+        if code == "ResourceNotFoundException":
+            return "the stream or its shard no longer exists (shards expire after 24 hours)"
+        if code in ("ValidationException", "InvalidArgumentException"):
+            return f"the shard does not hold sequence number {start}"
+        return None
+
+    try:
+        resp = client.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id,
+                                         ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                         SequenceNumber=start)
+    except ClientError as exc:
+        why = gone(exc)
+        if why is None:
+            raise (translate(exc) or exc) from exc
+        return RangeRead([], False, why)
+    iterator: str | None = resp.get("ShardIterator")
+    out: list[dict[str, Any]] = []
+    empty = 0
+    while iterator:
+        try:
+            page = client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_MAX)
+        except ClientError as exc:
+            why = gone(exc)
+            if why is None:
+                raise (translate(exc) or exc) from exc
+            return RangeRead(out, False, why)
+        records = page.get("Records") or []
+        iterator = page.get("NextShardIterator")
+        empty = 0 if records else empty + 1
+        for raw in records:
+            seq = int(str(raw.get("dynamodb", {}).get("SequenceNumber", "0")))
+            if not out and seq != first:
+                return RangeRead([], False, f"the shard does not hold sequence number {start}"
+                                 " (its records from there were trimmed)")
+            if seq > last:
+                return RangeRead(out, False, f"the shard does not hold sequence number {end}")
+            out.append(raw)
+            if seq == last:
+                return RangeRead(out, True)
+        if not records and empty >= max_empty_pages:
+            break
+        if not records:
+            time.sleep(empty_wait)
+    return RangeRead(out, False, f"the shard ends before sequence number {end}"
+                     if iterator is None else
+                     f"the shard holds no records up to sequence number {end}")

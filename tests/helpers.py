@@ -257,3 +257,22 @@ def sandbox_world(endpoint: str, *, now: float | None = None) -> Any:
     add("pending", 5, created_at={"S": at(5)}, attempts={"N": "0"})
     batch_put(aws.client("dynamodb"), world.table, items)
     return world
+
+
+def fill_to_limit(ddb: Any, scratch_table: str, item: dict[str, Any],
+                  attr: str = "body") -> dict[str, Any]:
+    """``item`` with ``attr`` padded to the largest size the endpoint accepts (found by
+    writing to ``scratch_table``, which has the same key): a write that adds anything to
+    it fails with ValidationException (item size limit)."""
+    lo, hi = 0, 410 * 1024
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            ddb.put_item(TableName=scratch_table, Item={**item, attr: {"S": "x" * mid}})
+            lo = mid
+        except ddb.exceptions.ClientError as exc:
+            if "size" not in str(exc):
+                raise
+            hi = mid - 1
+    ddb.delete_item(TableName=scratch_table, Key={k: item[k] for k in ("id",) if k in item})
+    return {**item, attr: {"S": "x" * lo}}

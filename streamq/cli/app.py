@@ -67,8 +67,8 @@ def _register() -> None:
     queue_cmds.register(app)
     config_cmd.register(app)
     completion_cmd.register(app)
-    for name in ("refire_cmd", "trigger_cmd", "sandbox_cmd", "doctor_cmd", "tail_cmd",
-                 "watch_cmd", "iam_cmd"):
+    for name in ("refire_cmd", "redrive_cmd", "trigger_cmd", "sandbox_cmd", "doctor_cmd",
+                 "tail_cmd", "watch_cmd", "iam_cmd"):
         try:
             module = __import__(f"streamq.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -34,6 +34,9 @@ behave like AWS:
   "If you specify a Lambda function alias in the mapping configuration, you don't need
   to update the mapping when the function version changes"). The patch keeps the alias
   in the mapping's FunctionArn, as AWS does.
+* GetShardIterator for a shard the stream does not have, or a sequence number before the
+  shard's first record: moto fails an assert (an internal error); DynamoDB Streams
+  answers ResourceNotFoundException / TrimmedDataAccessException, which the patch does.
 
 * GetShardIterator with ``ShardIteratorType`` ``AT_TIMESTAMP`` and a ``Timestamp``
   (botocore's dynamodbstreams model: "Start reading from the position denoted by a
@@ -61,6 +64,7 @@ def patch_moto() -> None:
     _patch_alias_mappings()
     _patch_atomic_writes()
     _patch_at_timestamp()
+    _patch_streams()
 
 
 def _patched(func: Any) -> bool:
@@ -237,6 +241,49 @@ def _patch_alias_mappings() -> None:
 
     _create._streamq_patched = True  # type: ignore[attr-defined]
     lm.LambdaBackend.create_event_source_mapping = _create  # type: ignore[method-assign]
+
+
+def _patch_streams() -> None:
+    """moto's GetShardIterator answers an unknown shard or a sequence number before the
+    shard's first record with an internal error (a failed assert). DynamoDB Streams
+    answers ResourceNotFoundException and TrimmedDataAccessException (API reference,
+    GetShardIterator), which is what redrive reads as "the stream no longer holds these
+    records": do the same here."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_shard_iterator
+    if _patched(original):
+        return
+
+    def get_shard_iterator(self: Any, arn: str, shard_id: str, shard_iterator_type: str,
+                           sequence_number: Any = None) -> Any:
+        try:
+            table = self._get_table_from_arn(arn)
+        except Exception:
+            raise JsonRESTError("ResourceNotFoundException",
+                                f"Requested resource not found: Stream: {arn} not found"
+                                ) from None
+        shard = table.stream_shard
+        if shard is None or shard.id != shard_id:
+            raise JsonRESTError("ResourceNotFoundException",
+                                f"Requested resource not found: Shard: {shard_id} in "
+                                f"Stream: {arn} not found")
+        if shard_iterator_type in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+            try:
+                seq = int(sequence_number)
+            except (TypeError, ValueError):
+                raise JsonRESTError("ValidationException",
+                                    "Invalid SequenceNumber") from None
+            if seq < shard.starting_sequence_number:
+                raise JsonRESTError(
+                    "TrimmedDataAccessException",
+                    "The operation attempted to read past the oldest stream record in a "
+                    "shard.")
+        return original(self, arn, shard_id, shard_iterator_type, sequence_number)
+
+    get_shard_iterator._streamq_patched = True  # type: ignore[attr-defined]
+    DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator  # type: ignore[method-assign]
 
 
 def make_server(host: str = "127.0.0.1", port: int = 0) -> Any:
