@@ -296,3 +296,32 @@ def test_help_has_examples_and_imports_no_boto3() -> None:
     for text in ("streamq redrive --dry-run", "--queue", "--bucket", "--max-messages",
                  "--drop-expired", "--keep", "--resume"):
         assert text in res.stdout, text
+
+
+def test_max_messages_reads_at_most_n_and_leaves_the_rest(world: dict[str, Any]) -> None:
+    put(world, "a", "b", "c")
+    for key in ("a", "b", "c"):
+        send(world, fail(world, [key]))
+    res = redrive("--yes", "--max-messages", "2", "-o", "json")
+    assert res.code == 0, res.err
+    assert len(res.json()["messages"]) == 2
+    assert len(queue_bodies(world)) == 1 and sum(refires(world).values()) == 2
+
+
+def test_an_interrupted_run_removes_no_message_it_did_not_finish(world: dict[str, Any]) -> None:
+    import threading
+
+    from streamq import redrive as lib
+    from streamq.errors import Interrupted
+
+    put(world, "a", "b")
+    send(world, fail(world, ["a", "b"]))
+    settings = Settings(endpoint_url=world["endpoint"], region="us-east-1", table="outbox")
+    job = lib.prepare(world["aws"], settings)
+    stop = threading.Event()
+    stop.set()  # Ctrl-C before the first write
+    lib.execute(job, stop=stop)
+    assert isinstance(job.outcome_error(), Interrupted)
+    (entry,) = job.entries
+    assert entry.result == "kept" and {k.outcome for k in entry.keys} == {"not reached"}
+    assert len(queue_bodies(world)) == 1 and refires(world) == Counter()
