@@ -464,10 +464,12 @@ def prepare(aws: Aws, settings: Settings, *, queue: str | None = None,
 
 
 def execute(job: Job, *, stop: threading.Event | None = None,
+            abandon: threading.Event | None = None,
             on_start: Callable[[], None] | None = None,
             on_result: Callable[[refire.Result], None] | None = None) -> Job:
     """Refire the keys (refire.run, with the plan's journal), then delete or mark each
     message every key of which ended refired or already delivered, and release the rest.
+    ``stop``/``abandon``: as for :func:`streamq.refire.run` (Ctrl-C once, twice).
     Returns the job with every entry's result; :meth:`Job.outcome_error` says how it ends."""
     if job.dry_run:
         raise BadInput("a dry-run job changes nothing")
@@ -484,7 +486,8 @@ def execute(job: Job, *, stop: threading.Event | None = None,
             if job.plan is not None and job.plan.total:
                 job.summary = refire.run(job.plan, refire.writer_aws(job.settings,
                                                                      job.plan.concurrency),
-                                         stop=stop, on_start=on_start, on_result=collect)
+                                         stop=stop, abandon=abandon, on_start=on_start,
+                                         on_result=collect)
                 job.interrupted = job.summary.interrupted
             elif on_start is not None:
                 on_start()

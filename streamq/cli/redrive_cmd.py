@@ -117,7 +117,7 @@ def redrive_cmd(
 
       streamq redrive --yes --rate 5
 
-      streamq redrive --queue https://sqs.eu-west-1.amazonaws.com/123456789012/dlq --yes
+      streamq redrive --queue "$QUEUE_URL" --yes
 
       streamq redrive --bucket my-failures --delete --yes -o jsonl
 
@@ -192,13 +192,14 @@ def _run(job: Job, fmt: str) -> None:
     from ..render import redrive as view
     from .refire_cmd import _ctrl_c_stops
 
-    with _ctrl_c_stops() as (stop, interrupted):
+    with _ctrl_c_stops() as stops:
         progress = view.Progress(job)
         try:
-            lib.execute(job, stop=stop, on_start=progress.start, on_result=progress.result)
+            lib.execute(job, stop=stops.stop, abandon=stops.abandon, on_start=progress.start,
+                        on_result=progress.result)
         finally:
             progress.close()
-        job.interrupted = job.interrupted or interrupted.is_set()
+        job.interrupted = job.interrupted or stops.interrupted.is_set()
     view.show(job, fmt)
     error = job.outcome_error()
     if error is not None:
