@@ -174,6 +174,36 @@ def test_reserved_concurrency_zero(world: World) -> None:
     assert "delete-function-concurrency" in got["check"]["hint"]
 
 
+def test_function_deleted(world: World) -> None:
+    from tests.helpers import _zip_bytes
+
+    role = world.lam.get_function(FunctionName=FUNCTION)["Configuration"]["Role"]
+    world.lam.delete_function(FunctionName=FUNCTION)
+
+    def redeploy() -> None:
+        world.lam.create_function(FunctionName=FUNCTION, Runtime="python3.12", Role=role,
+                                  Handler="handler.handler", Code={"ZipFile": _zip_bytes()})
+
+    got = breaks(world, "function", "fail", contains="does not exist", fix=redeploy)
+    assert got["check"]["hint"]
+
+
+def test_a_keys_only_stream_hides_the_refire_marker(world: World) -> None:
+    world.ddb.create_table(
+        TableName="doc_keys", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+    try:
+        res = cli("doctor", "--table", "doc_keys", "--endpoint-url", world.url, "-o", "json")
+        doc = res.json()
+        view = check(doc, "stream.view")
+        assert view["status"] == "warn" and "KEYS_ONLY" in view["detail"]
+        assert check(doc, "trigger")["status"] == "fail"  # and no trigger on it
+    finally:
+        world.ddb.delete_table(TableName="doc_keys")
+
+
 def test_failed_and_old_records(world: World) -> None:
     key = {"id": {"S": "old-1"}}
     world.ddb.put_item(TableName=TABLE, Item={**key, "created_at": {"S": iso_ago(90000)},
@@ -266,6 +296,11 @@ def test_exit_codes_and_table_view(world: World) -> None:
     assert all(c["status"] == "skip" for c in res.json()["checks"][1:])
     res = cli("doctor", "--table", TABLE, "--since", "10s", "--endpoint-url", world.url)
     assert res.code == 2 and "--since" in res.err
+    # A scan budget spent: the count says it is partial.
+    code, doc = world.doctor("--scan-budget", "0s")
+    outbox = check(doc, "outbox")
+    assert outbox["data"]["partial"] is True and "partial" in outbox["detail"]
+    assert outbox["data"]["total"] < 3
 
 
 def test_stream_off(world: World) -> None:
@@ -286,3 +321,28 @@ def test_stream_off(world: World) -> None:
     fix()
     assert_healthy(world)
 
+
+
+def test_scale_advice_for_a_large_table_without_an_error_index() -> None:
+    from streamq.config import Settings
+    from streamq.health import _scale_check, error_index_definition
+    from streamq.outbox import IndexInfo, KeyAttr, TableInfo
+
+    info = TableInfo("big", KeyAttr("id", "S"), item_count=2_000_000, size_bytes=3 << 30)
+    settings = Settings()
+    found = _scale_check(info, settings)
+    assert found.status == "warn" and "scans the whole table" in found.detail
+    definition = error_index_definition(info, settings)["Create"]
+    assert definition["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"},
+                                       {"AttributeName": "last_error", "KeyType": "RANGE"}]
+    assert definition["Projection"]["NonKeyAttributes"] == ["created_at", "attempts",
+                                                            "refire_count"]
+    assert "--global-secondary-index-updates" in (found.hint or "")
+    # With such an index, list --status failed reads it: ok.
+    indexed = TableInfo("big", KeyAttr("id", "S"), item_count=2_000_000,
+                        size_bytes=3 << 30, indexes=(IndexInfo(
+                            "last_error-index", KeyAttr("id", "S"),
+                            KeyAttr("last_error", "S"), "ALL"),))
+    assert _scale_check(indexed, settings).status == "ok"
+    small = TableInfo("t", KeyAttr("id", "S"), item_count=10, size_bytes=1000)
+    assert _scale_check(small, settings).status == "ok"

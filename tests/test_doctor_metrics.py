@@ -106,3 +106,37 @@ def test_a_raising_handler_fails_the_metric_checks_until_fixed(endpoint: str,
         stop.set()
         thread.join(timeout=10)
     assert mapping["UUID"]
+
+
+def test_throttles_lost_batches_and_dropped_records_fail(endpoint: str, ddb: Any) -> None:
+    """What CloudWatch says when the function is throttled to zero and batches are lost:
+    Throttles with no invocation, DestinationDeliveryFailures, the trigger's
+    DroppedEventCount (datapoints put as Lambda would, by the sandbox's publisher)."""
+    create_table(ddb, "outbox")
+    mapping = create_trigger(endpoint, "outbox", MetricsConfig={"Metrics": ["EventCount"]})
+    aws = Aws(Settings(endpoint_url=endpoint, region="us-east-1"))
+    pub = MetricsPublisher(aws, "sender")
+    pub._function("Throttles", 3)
+    pub.destination_failure()
+    pub.mapping_count(mapping, "polled", 5)
+    pub.mapping_count(mapping, "dropped", 5)
+    pub.flush()
+    res = cli("doctor", "--table", "outbox", "--function", "sender", "--endpoint-url",
+              endpoint, "-o", "json")
+    assert res.code == 3, res.err
+    doc = res.json()
+    assert check(doc, "metrics.throttles")["status"] == "fail"
+    assert "3 throttled" in check(doc, "metrics.throttles")["detail"]
+    assert check(doc, "metrics.delivery")["status"] == "fail"
+    trig = check(doc, "metrics.trigger")
+    assert trig["status"] == "fail" and "5 dropped" in trig["detail"]
+    # the trigger's metrics off: doctor says so rather than reading silence as zero
+    import boto3
+
+    boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1"
+                 ).update_event_source_mapping(UUID=mapping["UUID"],
+                                               MetricsConfig={"Metrics": []})
+    doc = cli("doctor", "--table", "outbox", "--function", "sender", "--endpoint-url",
+              endpoint, "-o", "json").json()
+    assert check(doc, "metrics.trigger")["status"] == "skip"
+    assert "off" in check(doc, "metrics.trigger")["detail"]
