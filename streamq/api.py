@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import config
+from .drift import DriftReport, FieldCheck
 from .errors import BadInput, Refused, StreamqError
 from .health import Check
 from .health import Report as DoctorReport
@@ -52,7 +53,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Check",
     "DoctorReport",
+    "DriftReport",
     "FieldChange",
+    "FieldCheck",
     "Lint",
     "Outbox",
     "Record",
@@ -303,8 +306,9 @@ class Records(Iterator[Record]):
     def __init__(self, info: TableInfo, access_path: str, it: Iterator[Record],
                  counter: list[int]) -> None:
         self._info = info
-        #: The table's name.
+        #: The table's name, and its key attribute names (hash key first).
         self.table = info.name
+        self.key_names: tuple[str, ...] = info.key_names
         #: How the records are read: ``Scan on table, 4 parallel segments: ...`` or a
         #: Query on an index (what ``--debug`` prints).
         self.access_path = access_path
@@ -539,6 +543,21 @@ class RefirePlan:
         return self._raw.dry_run
 
     @property
+    def already_done(self) -> int:
+        """A resumed run: records its journal already settled (not in ``records``)."""
+        return self._raw.already_done
+
+    @property
+    def trigger_function(self) -> str | None:
+        """The trigger's function name (None: the pre-flight found no trigger)."""
+        return self._raw.preflight.function if self._raw.preflight.trigger else None
+
+    @property
+    def trigger_state(self) -> str | None:
+        """The trigger's State (``Enabled``, ``Disabled``, ...), None without a trigger."""
+        return self._raw.preflight.state if self._raw.preflight.trigger else None
+
+    @property
     def problems(self) -> list[str]:
         """What the pre-flight refuses (unless forced): no stream, no trigger, a filter
         that drops the refire record."""
@@ -658,6 +677,7 @@ class TriggerConfig:
     enabled: bool
     lints: list[Lint]
     _doc: dict[str, Any] = field(repr=False, compare=False)
+    _mapping: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The document ``config-trigger -o json`` prints (schema ``trigger``)."""
@@ -666,6 +686,15 @@ class TriggerConfig:
     def export(self) -> dict[str, Any]:
         """The ``--export`` document (what ``--from-file`` and ``from_file`` apply)."""
         return dict(self._doc["config"])
+
+    def export_text(self, fmt: str = "json") -> str:
+        """``config-trigger --export --format FMT``: ``json`` (what :meth:`export`
+        returns, as text), ``cloudformation`` (an ``AWS::Lambda::EventSourceMapping``
+        resource, YAML) or ``terraform`` (an ``aws_lambda_event_source_mapping``
+        resource, HCL); see :mod:`streamq.iac`."""
+        from .iac import export_text
+
+        return export_text(self._mapping, fmt)
 
     @classmethod
     def _of(cls, mapping: Mapping[str, Any], info: TableInfo,
@@ -694,7 +723,7 @@ class TriggerConfig:
             tumbling_window=cfg["TumblingWindowInSeconds"],
             metrics=bool(cfg["MetricsConfig"]["Metrics"]), enabled=cfg["Enabled"],
             lints=lint_config(cfg, info, settings, filter_unreadable=doc["filter_unreadable"]),
-            _doc=doc)
+            _doc=doc, _mapping=dict(mapping))
 
 
 @dataclass(frozen=True)
@@ -713,6 +742,8 @@ class TriggerChange:
     backup: Path | None = None
     config: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    #: The trigger's State as read back after the change (None: not applied).
+    state: str | None = None
 
     @property
     def blocking(self) -> list[Lint]:
@@ -786,6 +817,9 @@ class TriggerChangePlan:
         self._aws, self._info, self._settings = aws, info, settings
         self._mapping = mapping
         self._force = force
+        #: the fields asked to change (``--export`` names), validated
+        self.asked: dict[str, Any] = dict(asked)
+        #: notes about a saved configuration from another trigger (applied: forced)
         self.notes = list(notes)
         #: why the trigger's filter cannot be read (encrypted), or None
         self.filter_unreadable = filter_hidden(mapping)
@@ -860,7 +894,7 @@ class TriggerChangePlan:
                             f"it is {unreadable}")
         return TriggerChange(self.uuid, self.function_arn, self.event_source_arn,
                              list(self.changes), list(self.lints), False, True, backup,
-                             export_doc(after), tuple(warnings))
+                             export_doc(after), tuple(warnings), after.get("State"))
 
 
 # --------------------------------------------------------------------------- the outbox
@@ -910,8 +944,8 @@ class Outbox:
     @classmethod
     def from_settings(cls, settings: config.Settings) -> Outbox:
         """An Outbox for settings already resolved (the CLI's flags, STREAMQ_* and
-        streamq.toml: :func:`streamq.config.resolve`; the sandbox's)."""
-        settings.require_table()
+        streamq.toml: :func:`streamq.config.resolve`; the sandbox's). Without a table in
+        them, the first call that needs it raises BadInput (as the CLI says "no table")."""
         self = cls.__new__(cls)
         self._init(settings)
         return self
@@ -927,12 +961,17 @@ class Outbox:
         return self._settings.require_table()
 
     @property
+    def region(self) -> str | None:
+        """The region the outbox's calls go to (given, or the session's)."""
+        return self._base.region
+
+    @property
     def settings(self) -> config.Settings:
         """The resolved settings (attribute names, retry policy, connection)."""
         return self._settings
 
     def __repr__(self) -> str:
-        return f"Outbox({self.table!r})"
+        return f"Outbox({self._settings.table!r})"
 
     # ----------------------------------------------------------------- internals
 
@@ -1119,14 +1158,22 @@ class Outbox:
         def selection() -> Selection:
             return build_selection(status, older_than, where, limit)
 
-        aws = self._base
-        writer = None if dry_run else refire.writer_aws(self._settings, concurrency, share=aws)
+        settings, aws = self._settings, self._base
+        if rpath is not None:
+            # The journal says which table, where, and with which attribute names (a
+            # differing one given here is BadInput).
+            settings = refire.settings_for_resume(settings, refire.read_journal(rpath), rpath)
+            if settings != self._settings:
+                from .aws import Aws
+
+                aws = Aws(settings)
+        writer = None if dry_run else refire.writer_aws(settings, concurrency, share=aws)
         if writer is not None:
             # The writes' client is made while the pre-flight's requests are in flight.
             writer.prefetch("dynamodb")
         statuses = tuple(dict.fromkeys(s for r in recs or () for s in r._selected_by))
         raw = refire.prepare(
-            aws, self._settings, ids=keys, id_lines=id_lines,
+            aws, settings, ids=keys, id_lines=id_lines,
             selection=selection if filters else None, resume=rpath, journal=jpath,
             only_if=only_if, uuid=uuid, rate=float(rate), concurrency=concurrency,
             deadline=seconds, dry_run=dry_run, force=force, progress=progress,
@@ -1200,6 +1247,26 @@ class Outbox:
         (choose with ``function`` or ``uuid``)."""
         info, mapping = self._mapping(uuid)
         return TriggerConfig._of(mapping, info, self._settings)
+
+    def check_trigger(self, saved: str | Path | Mapping[str, Any], *,
+                      uuid: str | None = None) -> DriftReport:
+        """Compare the trigger with a configuration saved by ``--export`` (a file, ``-``
+        for stdin, or the document itself, e.g. ``trigger.export()``), as
+        ``config-trigger --check`` does: only the fields it has are checked; an
+        encrypted filter AWS did not return is ``unknown``, never equal. The report's
+        ``status`` is ``in_sync``, ``drift`` or ``unknown``. The file is read (and
+        checked: BadInput) before any AWS call."""
+        from .drift import check_drift
+        from .trigger import read_saved_config, saved_config
+
+        if isinstance(saved, Mapping):
+            source = "the saved configuration"
+            doc, values = saved_config(dict(saved), source)
+        else:
+            source = str(saved)
+            doc, values = read_saved_config(source)
+        _, mapping = self._mapping(uuid)
+        return check_drift(mapping, doc, values, source=source)
 
     def plan_trigger_change(self, changes: Mapping[str, Any] | None = None, *,
                             from_file: str | Path | None = None, uuid: str | None = None,
@@ -1278,6 +1345,7 @@ class Outbox:
                            "per minute)")
         if opts.step_timeout <= 0:
             raise BadInput("--timeout must be more than 0s")
+        self._settings.require_table()
         # Bounded calls: streamq's timeouts (streamq.waits), never longer than a step's
         # deadline, and few retries; each step also has its deadline.
         base = Timeouts.from_env()

@@ -18,6 +18,10 @@ class ExitCode(enum.IntEnum):
     REFUSED = 5  # refused for safety (no --yes on a non-TTY, pre-flight failed)
     INTERRUPTED = 130  # Ctrl-C
 
+    def __str__(self) -> str:
+        # The number, as Python 3.11+ prints an IntEnum (3.10 printed "ExitCode.USAGE").
+        return str(self.value)
+
 
 class StreamqError(Exception):
     """An expected failure: one line for the user, an exit code for scripts."""

@@ -702,6 +702,12 @@ def read_saved_config(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     # An export is about 2 KB; 10 filters of 4096 characters stay far below 1 MiB.
     text = read_input(path, what=str(path), max_bytes=MiB)
     doc = loads(text, what=str(path), max_chars=MiB)
+    return saved_config(doc, str(path))
+
+
+def saved_config(doc: Any, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`read_saved_config` of a document already read (the Python API's
+    ``Outbox.check_trigger(trigger.export())``); ``path`` names it in errors."""
     if not isinstance(doc, dict):
         raise BadInput(f"{path}: expected a JSON object as printed by --export")
     known = {"Format", *IDENTIFIERS, *SETTABLE}

@@ -386,3 +386,36 @@ def test_the_package_is_typed() -> None:
     assert files("streamq").joinpath("py.typed").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"py.typed"' in pyproject.split("[tool.setuptools.package-data]", 1)[1]
+
+
+def test_exit_codes_print_as_numbers() -> None:
+    """str(ExitCode) is the number on every Python (3.10 printed "ExitCode.REFUSED")."""
+    assert str(ExitCode.REFUSED) == "5" and f"{ExitCode.USAGE}" == "2"
+    assert str(Refused("x").exit_code) == "5"
+
+
+def test_check_trigger_against_a_saved_configuration(world: Any, tmp_path: Path) -> None:
+    outbox = Outbox("mail_outbox")
+    saved = outbox.trigger().export()
+    assert outbox.check_trigger(saved).status == "in_sync"
+    path = tmp_path / "trigger.json"
+    path.write_text(json.dumps({**saved, "BatchSize": 10}))
+    report = outbox.check_trigger(path)
+    assert report.status == "drift"
+    assert [(c.field, c.saved, c.live) for c in report.differences] == [
+        ("BatchSize", 10, 100)]
+    assert report.to_json()["differences"][0]["field"] == "BatchSize"
+    with pytest.raises(BadInput):
+        outbox.check_trigger({"BatchSize": "ten"})
+
+
+def test_the_cli_commands_are_built_on_the_api() -> None:
+    """list, show, stats, refire, config-trigger and doctor call streamq.api, not the
+    engines' client plumbing: none of them makes its own Aws."""
+    from tests.test_layers import import_graph
+
+    graph = import_graph()
+    for module in ("queue_cmds", "refire_cmd", "trigger_cmd", "doctor_cmd"):
+        deps = graph[f"streamq.cli.{module}"]
+        assert "streamq.api" in deps, module
+        assert "streamq.aws" not in deps, f"{module} builds its own clients"

@@ -44,8 +44,9 @@ def test_the_doc_has_examples_of_each_part() -> None:
     codes = "\n".join(code for _, code in blocks(text))
     for call in ("Outbox(", "session=", ".records(", ".count(", ".stats(", ".show(",
                  ".refire(", ".plan_refire(", ".run(", "resume=", "due=True", ".trigger()",
-                 ".change_trigger(", "from_file=", ".doctor(", "streamq.sandbox.start()",
-                 "raise_for_outcome()", "NotFound", "BadInput", "Refused"):
+                 ".change_trigger(", "from_file=", ".check_trigger(", ".doctor(",
+                 "streamq.sandbox.start()", "raise_for_outcome()", "NotFound", "BadInput",
+                 "Refused"):
         assert call in codes, f"docs/api.md has no runnable example of {call}"
 
 
@@ -71,7 +72,8 @@ def test_api_doc_examples_run(endpoint: str) -> None:
                for line in lines)
     assert any(line.startswith("4 no item with key no-such-id") for line in lines)
     assert any(line.startswith("2 invalid --status 'lost'") for line in lines)
-    assert "MaximumRetryAttempts" in printed  # the restore changed it back
+    assert "['MaximumRetryAttempts']" in lines  # the restore changed it back
+    assert "in_sync []" in lines
 
 
 def test_readme_python_example_runs(endpoint: str) -> None:

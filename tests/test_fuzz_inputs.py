@@ -108,7 +108,7 @@ tables = st.sampled_from(sorted(TABLES)).map(TABLES.__getitem__)
        st.lists(st.sampled_from(["failed", "stuck", "pending", "all", "x", ""]), max_size=3))
 def test_where_older_than_status_down_to_the_expression(where: list[str], older: str | None,
                                                        status: list[str]) -> None:
-    from streamq.cli.queue_cmds import build_selection
+    from streamq.api import build_selection
     from streamq.config import Settings
     from streamq.outbox import plan_scan
 

@@ -141,7 +141,11 @@ def outbox_command(func: F) -> F:
     def wrapper(**kwargs: Any) -> Any:
         flags = {name: kwargs.pop(name, None) for name in COMMON}
         settings = resolve_settings(kwargs.pop(CTX_PARAM, None), flags)
-        return run_guarded(func, settings=settings, **kwargs)
+        from .. import render
+
+        # --debug: the library's `streamq` log (access paths, ...) as debug: lines.
+        with render.debug_logging(settings.debug):
+            return run_guarded(func, settings=settings, **kwargs)
 
     with_common_params(wrapper, func)
     return wrapper  # type: ignore[return-value]

@@ -48,33 +48,16 @@ def doctor_cmd(
       streamq --sandbox doctor --max-iterator-age 30s
     """
     from .. import render
-    from ..aws import Aws
-    from ..durations import parse_duration
-    from ..errors import BadInput, ExitCode
-    from ..health import DoctorOptions, run_doctor
+    from ..api import Outbox
+    from ..errors import ExitCode
     from ..render import health as view
-    from ..waits import Timeouts
 
-    opts = DoctorOptions(
-        since=parse_duration(since, what="--since"),
-        max_iterator_age=parse_duration(max_iterator_age, what="--max-iterator-age"),
-        scan_budget=parse_duration(scan_budget, what="--scan-budget"),
-        step_timeout=parse_duration(timeout, what="--timeout"))
-    if opts.since < 60:
-        raise BadInput("--since must be at least 1m (CloudWatch keeps Lambda metrics per "
-                       "minute)")
-    if opts.step_timeout <= 0:
-        raise BadInput("--timeout must be more than 0s")
     fmt = render.table_or_json(value_of(output))
-    settings.require_table()
-    # Bounded calls: streamq's timeouts (streamq.waits), never longer than a step's
-    # deadline, and few retries; each step also has its deadline.
-    base = Timeouts.from_env()
-    aws = Aws(settings, max_attempts=2, timeouts=Timeouts(
-        connect=min(base.connect, opts.step_timeout), read=min(base.read, opts.step_timeout),
-        scan=min(base.scan, opts.scan_budget + opts.step_timeout)))
+    outbox = Outbox.from_settings(settings)
     with render.progress("checking"):
-        report = run_doctor(aws, settings, opts)
+        # Every AWS call bounded (streamq.waits), each step with its deadline.
+        report = outbox.doctor(since=since, max_iterator_age=max_iterator_age,
+                               scan_budget=scan_budget, timeout=timeout)
     doc = report.to_json()
     if fmt == "json":
         render.print_json(doc)

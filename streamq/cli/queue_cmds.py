@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ..config import Settings
-from ..durations import parse_duration
-from ..errors import BadInput
-
-if TYPE_CHECKING:
-    from ..outbox import Record, Selection, TableInfo
-
 from .common import Output, SortOrder, TableOrJson, outbox_command, value_of
 
 STATUS_CHOICES = ("failed", "stuck", "pending", "due", "waiting", "dead", "all")
 FILTERS = "Selection"
-
-
-def _statuses(values: list[str] | None) -> tuple[str, ...]:
-    from ..outbox import DEFAULT_STATUSES, SELECTABLE, STATUSES
-
-    if not values:
-        return DEFAULT_STATUSES
-    out: list[str] = []
-    for v in values:
-        for part in v.split(","):
-            part = part.strip()
-            if part == "all":
-                return STATUSES
-            if part not in SELECTABLE:
-                raise BadInput(f"invalid --status {part!r}: use {', '.join(SELECTABLE)} or all")
-            if part not in out:
-                out.append(part)
-    return tuple(out)
 
 
 StatusOpt = Annotated[list[str] | None, typer.Option(
@@ -65,62 +41,6 @@ SegmentOpt = Annotated[str | None, typer.Option(
 IndexOpt = Annotated[str | None, typer.Option(
     "--index", help="Read this GSI instead of the table (detected when one fits).",
     rich_help_panel=FILTERS, show_default=False)]
-
-
-def build_selection(status: list[str] | None, older_than: str | None, where: list[str] | None,
-                    limit: int | None = None, segments: int | None = None,
-                    segment: str | None = None, index: str | None = None,
-                    keys_only: bool = False) -> Selection:
-    """Parse the shared selection flags (also used by ``refire``)."""
-    from ..outbox import Selection, parse_segment, parse_where
-
-    if segment is not None and segments is not None:
-        raise BadInput("--segment I/N scans one slice; it does not combine with --segments")
-
-    return Selection(
-        statuses=_statuses(status),
-        older_than=None if older_than is None else parse_duration(older_than,
-                                                                  what="--older-than"),
-        where=tuple(parse_where(w) for w in where or ()),
-        limit=limit,
-        index=index,
-        segments=segments,
-        segment=None if segment is None else parse_segment(segment),
-        keys_only=keys_only,
-    )
-
-
-def _debug_plan(settings: Settings, info: TableInfo, sel: Selection) -> None:
-    from .. import render
-    from ..outbox import plan_scan
-    from ..retry import describe
-
-    if settings.debug:
-        render.debug(f"access path: {plan_scan(info, settings, sel).describe()}")
-        render.debug(f"retry policy: {describe(settings.retry_policy)}; last attempt from "
-                     f"{settings.last_attempt_attr} (or {settings.refired_attr} when later, "
-                     f"{settings.created_attr} when both are absent)")
-
-
-class FallbackCount:
-    """Counts failed records whose backoff counts from the created time (no last-attempt
-    attribute), to say so under --debug."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.count = 0
-
-    def __call__(self, rec: Record) -> None:
-        if rec.retry is not None and rec.last_attempt_from == self.settings.created_attr:
-            self.count += 1
-
-    def report(self) -> None:
-        from .. import render
-
-        if self.settings.debug and self.count:
-            s = self.settings
-            render.debug(f"{self.count} failed record(s) have no {s.last_attempt_attr}: their "
-                         f"backoff counts from {s.created_attr}")
 
 
 def list_cmd(
@@ -169,34 +89,26 @@ def list_cmd(
       streamq list --status dead --backoff base=30s --max-attempts 5
     """
     from .. import render
-    from ..aws import Aws
-    from ..outbox import describe_table, select, sort_records
+    from ..api import Outbox
 
-    sel = build_selection(status, older_than, where, None if sort else limit, segments,
-                          segment, index, keys_only=(value_of(output) == "ids" or count))
     fmt = value_of(output) or render.default_output()
-    aws = Aws(settings, max_pool_connections=max(16, sel.segments or 8))
-    info = describe_table(aws, settings.require_table())
-    _debug_plan(settings, info, sel)
-    fallbacks = FallbackCount(settings)
-    sel.observe = fallbacks
+    outbox = Outbox.from_settings(settings)
     started = time.monotonic()
     streams = not count and fmt != "table"
     with render.progress("scanning", render.progress_allowed(streams)) as prog:
-        records = select(aws, info, settings, sel, on_page=prog.advance)
-        if sort:
-            records = iter(sort_records(records, str(sort.value), limit))
+        records = outbox.records(status, older_than, where, limit,
+                                 sort=None if sort is None else sort.value,  # type: ignore[arg-type]
+                                 keys_only=(value_of(output) == "ids" or count),
+                                 segments=segments, segment=segment, index=index,
+                                 on_page=prog.advance)
         if count:
-            n = sum(1 for _ in records)
-            fallbacks.report()
-            typer.echo(n)
+            typer.echo(sum(1 for _ in records))
             return
         footer = {"text": ""}
-        sink = render.open_sink(fmt, info, footer=footer)
+        sink = render.open_sink(fmt, records.key_names, footer=footer)
         for rec in records:
             sink.write(rec)
     footer["text"] = f"scanned {prog.count:,} items in {time.monotonic() - started:.1f}s"
-    fallbacks.report()
     sink.close()
 
 
@@ -219,13 +131,9 @@ def show_cmd(
       streamq show '{"tenant": "acme", "seq": 17}' -o json
     """
     from .. import render
-    from ..aws import Aws
-    from ..outbox import Classifier, describe_table, get_item, parse_key_text
+    from ..api import Outbox
 
-    aws = Aws(settings)
-    info = describe_table(aws, settings.require_table())
-    item = get_item(aws, info, parse_key_text(key, info))
-    doc = Classifier(settings, info).classify(item).to_json(info)
+    doc = Outbox.from_settings(settings).show(key).to_json()
     if render.table_or_json(value_of(output)) == "json":
         render.print_json(doc)
     else:
@@ -253,22 +161,12 @@ def stats_cmd(
       streamq stats --where tenant=acme -o json
     """
     from .. import render
-    from ..aws import Aws
-    from ..outbox import Stats, describe_table, select
+    from ..api import Outbox
 
-    sel = build_selection(["all"], None, where, None, segments, segment, index, keys_only=True)
-    sel.retry_counts = True  # stats counts due, waiting and dead
-    aws = Aws(settings, max_pool_connections=max(16, sel.segments or 8))
-    info = describe_table(aws, settings.require_table())
-    _debug_plan(settings, info, sel)
-    fallbacks = FallbackCount(settings)
-    sel.observe = fallbacks
-    stats = Stats()
+    outbox = Outbox.from_settings(settings)
     with render.progress("counting") as prog:
-        for rec in select(aws, info, settings, sel, on_page=prog.advance):
-            stats.add(rec)
-    fallbacks.report()
-    doc = stats.to_json(info)
+        doc = outbox.stats(where, segments=segments, segment=segment, index=index,
+                           on_page=prog.advance).to_json()
     if render.table_or_json(value_of(output)) == "json":
         render.print_json(doc)
     else:

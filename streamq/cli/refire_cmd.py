@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import functools
 import signal
 import sys
 import threading
@@ -20,11 +19,10 @@ from ..config import Settings
 from ..durations import parse_duration
 from ..errors import BadInput, Refused
 from .common import outbox_command
-from .queue_cmds import OlderOpt, RefireStatusOpt, WhereOpt, build_selection
+from .queue_cmds import OlderOpt, RefireStatusOpt, WhereOpt
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..refire import RefirePlan
+    from ..api import RefirePlan
 
 SELECT = "Selection"
 SAFETY = "Safety"
@@ -211,77 +209,68 @@ def refire_cmd(
     if deadline_s <= 0:
         raise BadInput("--deadline must be more than 0s")
     id_lines = _read_id_lines(ids_from) if ids_from is not None else None
-    # Parsed by the library once the table is described (errors keep their order).
-    selection = (functools.partial(build_selection, status, older_than, where, limit)
-                 if has_filters else None)
 
-    from .. import runlock
-    from ..aws import Aws
+    from ..api import Outbox
 
-    if resume is not None:  # the journal says which table, where, and with which names
-        settings = lib.settings_for_resume(settings, lib.read_journal(resume), resume)
-    # The writes' client is made on a background thread while the pre-flight's requests
-    # are in flight (sharing their session), not after them.
-    aws = Aws(settings)
-    writer = None if dry_run else lib.writer_aws(settings, concurrency, share=aws)
-    if writer is not None:
-        writer.prefetch("dynamodb")
-    plan = lib.prepare(aws, settings, ids=ids or [], id_lines=id_lines,
-                       selection=selection, resume=resume, journal=journal, only_if=mode,
-                       uuid=uuid, rate=rate, concurrency=concurrency, deadline=deadline_s,
-                       dry_run=dry_run,
-                       force=force, progress=render.progress)
-    pf, refusal = plan.preflight, plan.refusal()
+    # The selection flags are parsed by the library once the table is described (errors
+    # keep their order); the writes' client is made while the pre-flight's requests are
+    # in flight.
+    plan = Outbox.from_settings(settings).plan_refire(
+        ids or None, id_lines=id_lines, status=status or None, older_than=older_than or None,
+        where=where or None, limit=limit, resume=resume, journal=journal,
+        only_if=mode,  # type: ignore[arg-type]
+        uuid=uuid, rate=rate, concurrency=concurrency, deadline=deadline_s, dry_run=dry_run,
+        force=force, progress=render.progress)
+    refusal = plan.refusal()
     if dry_run:
         if fmt in ("json", "jsonl"):
             view.print_plan_json(plan.to_json())
         else:
             view.print_plan(plan.to_json(), sys.stdout)
-        for w in pf.warnings:
+        for w in plan.warnings:
             render.warn(w)
         if refusal is not None:
             raise refusal
-        for p in pf.problems:
+        for p in plan.problems:
             render.warn(f"{p} (--force given)")
-        _overlap(plan, runlock.running(lib.run_identity(plan, aws.region)), exclusive)
+        _overlap(plan, plan.others_running(), exclusive)
         return
     if refusal is not None:
         view.print_plan(plan.to_json())
         raise refusal
-    for w in pf.warnings:
+    for w in plan.warnings:
         render.warn(w)
-    for p in pf.problems:
+    for p in plan.problems:
         render.warn(f"{p} (going ahead: --force)")
-    if not plan.targets:
+    if not plan.records:
         render.info("nothing to refire" + (f" ({plan.already_done} already done)"
                                            if plan.already_done else ""))
-        view.ResultSink(fmt, plan.info).close()
+        view.ResultSink(fmt).close()
         return
     view.print_plan(plan.to_json())
-    with runlock.acquire(lib.run_identity(plan, aws.region), lib.lock_about(plan)) as lock:
-        _overlap(plan, lock.others, exclusive)
+    with plan.lock() as others:
+        _overlap(plan, others, exclusive)
         if not yes:
             if not _stdin_is_tty():
-                raise Refused(f"refusing to refire {len(plan.targets)} record(s) without "
+                raise Refused(f"refusing to refire {plan.records} record(s) without "
                               "--yes: stdin is not a terminal, so nobody can confirm (review "
                               "with --dry-run)")
-            state_text = (f"trigger {pf.function} is {pf.state}" if pf.trigger else
-                          "no trigger")
-            if not view.confirm(f"Refire {len(plan.targets)} record(s) in {plan.info.name} "
+            state_text = (f"trigger {plan.trigger_function} is {plan.trigger_state}"
+                          if plan.trigger_function is not None else "no trigger")
+            if not view.confirm(f"Refire {plan.records} record(s) in {plan.table} "
                                 f"({state_text})?"):
                 raise Refused("not confirmed: nothing was written")
-        _run(plan, fmt, writer)
+        _run(plan, fmt)
 
 
 def _overlap(plan: RefirePlan, others: list[dict[str, Any]], exclusive: bool) -> None:
     """Other refires on the same table on this machine: a warning, or with --exclusive
     a refusal (exit 5)."""
-    from .. import refire as lib
     from .. import render
 
     if not others:
         return
-    text = lib.overlap_message(plan, others)
+    text = plan.overlap_message(others)
     if exclusive:
         raise Refused(f"refusing to refire: {text}; --exclusive does not overlap another run "
                       "(wait for it to end, or drop --exclusive)")
@@ -333,20 +322,18 @@ def _ctrl_c_stops() -> Iterator[_Stops]:
             signal.signal(sig, handler)
 
 
-def _run(plan: RefirePlan, fmt: str, writer: Aws | None = None) -> None:
-    from .. import refire as lib
+def _run(plan: RefirePlan, fmt: str) -> None:
     from ..render import refire as view
 
-    shown = view.RunView(fmt, plan.info, plan.total)
+    shown = view.RunView(fmt, plan.records)
     with _ctrl_c_stops() as stops:
         try:
-            summary = lib.run(plan, writer or lib.writer_aws(plan.settings, plan.concurrency),
-                              stop=stops.stop, abandon=stops.abandon, on_start=shown.start,
-                              on_result=shown.result)
+            summary = plan.run(stop=stops.stop, abandon=stops.abandon, on_start=shown.start,
+                               on_result=shown.result)
         finally:
             shown.close()
     shown.print_summary(summary)
-    error = plan.outcome_error(summary, interrupted=stops.interrupted.is_set())
+    error = summary.error(interrupted=stops.interrupted.is_set())
     if error is not None:
         raise error
 

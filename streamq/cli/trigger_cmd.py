@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import enum
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..config import Settings
 from ..errors import BadInput, ExitCode, Refused
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..api import TriggerConfig
 from .common import TableOrJson, outbox_command, value_of
 
 CHANGES = "Changes"
@@ -164,25 +169,10 @@ def config_trigger_cmd(
       streamq config-trigger --disable --yes
     """
     from .. import render
-    from ..aws import Aws
+    from ..api import Outbox
     from ..durations import parse_duration
-    from ..outbox import describe_table
     from ..render import trigger as view
-    from ..trigger import (
-        STARTING_POSITION_MESSAGE,
-        changes_from_file,
-        changes_from_flags,
-        check_settled,
-        current_config,
-        describe_trigger,
-        diff,
-        display_value,
-        export_doc,
-        filter_hidden,
-        find_trigger,
-        get_mapping,
-        lint_config,
-    )
+    from ..trigger import STARTING_POSITION_MESSAGE, changes_from_flags, display_value
 
     # Everything the user typed is checked before any AWS call.
     if starting_position is not None:
@@ -209,23 +199,13 @@ def config_trigger_cmd(
         raise BadInput("--force goes with change flags or --from-file")
     timeout = parse_duration(wait_timeout, what="--wait-timeout")
     fmt = render.table_or_json(value_of(output))
-    saved: tuple[dict[str, Any], dict[str, Any]] | None = None
+    outbox = Outbox.from_settings(settings)
+
     if check is not None:
-        from ..trigger import read_saved_config
+        from ..drift import IN_SYNC
 
-        saved = read_saved_config(check)  # a bad file is exit 2 before any AWS call
-
-    aws = Aws(settings)
-    info = describe_table(aws, settings.require_table())
-    found = find_trigger(aws, info, function=settings.function, uuid=uuid)
-    # List results may hide an encrypted FilterCriteria; Get shows it.
-    mapping = get_mapping(aws, str(found["UUID"]))
-
-    hidden = filter_hidden(mapping)
-    if saved is not None:
-        from ..drift import IN_SYNC, check_drift
-
-        report = check_drift(mapping, *saved, source="-" if check == "-" else str(check))
+        # The file is read (a bad one is exit 2) before any AWS call.
+        report = outbox.check_trigger(check, uuid=uuid)
         doc = report.to_json()
         if fmt == "json":
             render.print_json(doc)
@@ -238,93 +218,84 @@ def config_trigger_cmd(
             return
         render.warn(report.summary())
         raise typer.Exit(int(ExitCode.PARTIAL))
-    if export:
-        if hidden:
-            render.warn(f"the trigger's filter is {hidden}; the export leaves "
-                        "FilterCriteria out, so applying it leaves the filter as it is")
-        chosen = value_of(export_format) or "json"
-        if chosen == "json":
-            render.print_json(export_doc(mapping))
-        else:
-            from ..iac import export_text
-
-            sys.stdout.write(export_text(mapping, chosen))
-            sys.stdout.flush()
-        return
-    if from_file:
-        asked, notes = changes_from_file(from_file, mapping, force=force)
-        for note in notes:
-            render.warn(note)
-    if not asked:
-        if dry_run or yes:
-            raise BadInput("--dry-run and --yes go with change flags or --from-file")
-        doc = describe_trigger(mapping, info, settings)
-        if fmt == "json":
-            render.print_json(doc)
-        else:
-            view.show_trigger(doc)
+    if export or not (asked or from_file):
+        trigger = outbox.trigger(uuid=uuid)
+        if export:
+            if trigger.filter_unreadable:
+                render.warn(f"the trigger's filter is {trigger.filter_unreadable}; the export "
+                            "leaves FilterCriteria out, so applying it leaves the filter as "
+                            "it is")
+            chosen = value_of(export_format) or "json"
+            if chosen == "json":
+                render.print_json(trigger.export())
+            else:
+                sys.stdout.write(trigger.export_text(chosen))
+                sys.stdout.flush()
+            return
+        _show(trigger, fmt, dry_run=dry_run, yes=yes)
         return
 
-    current = current_config(mapping)
-    changes = diff(current, asked)
-    lints = [x.to_json() for x in lint_config({**current, **asked}, info, settings,
-                                              filter_unreadable=hidden)]
-    result: dict[str, Any] = {"UUID": mapping.get("UUID"),
-                              "FunctionArn": mapping.get("FunctionArn"),
-                              "EventSourceArn": mapping.get("EventSourceArn"),
-                              "changes": [c.to_json() for c in changes],
-                              "lints": lints, "dry_run": dry_run, "applied": False,
-                              "backup": None}
-    if not changes:
+    plan = outbox.plan_trigger_change(asked, from_file=from_file, uuid=uuid, force=force)
+    for note in plan.notes:
+        render.warn(note)
+    if not plan.asked:  # a saved configuration with no settings in it
+        _show(outbox.trigger(uuid=uuid), fmt, dry_run=dry_run, yes=yes)
+        return
+    result = plan.preview(dry_run=dry_run)
+    if not plan.changes:
         render.info("nothing to change: the trigger already has these settings")
         if fmt == "json":
-            render.print_json(result)
+            render.print_json(result.to_json())
         return
     if fmt != "json":
-        view.show_target(str(mapping.get("UUID")), str(mapping.get("FunctionArn")),
-                         info.name)
+        view.show_target(plan.uuid, plan.function_arn, plan.table)
         view.show_diff([(c.field, display_value(c.field, c.current),
-                         display_value(c.field, c.new)) for c in changes])
-        view.show_lints(lints, title="after this change:")
-    blocking = [x for x in lints if x["severity"] == "error"]
+                         display_value(c.field, c.new)) for c in plan.changes])
+        view.show_lints([x.to_json() for x in plan.lints], title="after this change:")
+    blocking = [x.to_json() for x in plan.blocking]
     if dry_run:
         if blocking and not force:
             render.info(f"without --force this change would be refused: "
                         f"{_lint_names(blocking)}")
         render.info("dry run: nothing changed")
         if fmt == "json":
-            render.print_json(result)
+            render.print_json(result.to_json())
         return
-    if blocking and not force:
-        first = blocking[0]
-        raise Refused(f"not applied: the result has {_lint_names(blocking)}: "
-                      f"{first['message']} (--force applies it anyway)")
-    check_settled(mapping)
+    refusal = plan.refusal()
+    if refusal is not None:
+        raise refusal
+    plan.check_settled()
     if not yes:
         if not render.is_tty(sys.stdin):
             raise Refused("not applied: stdin is not a terminal; pass --yes to apply "
                           "(or --dry-run to only see the diff)")
-        what = (f"Apply {len(changes)} change(s) to the trigger {mapping.get('UUID')} "
-                f"({mapping.get('FunctionArn')})?")
+        what = (f"Apply {len(plan.changes)} change(s) to the trigger {plan.uuid} "
+                f"({plan.function_arn})?")
         if not render.confirm(what):
             raise Refused("not applied: not confirmed")
 
     from .. import hints
     from ..errors import Interrupted, StreamqError
-    from ..trigger import ApplyFailed, apply_changes, write_backup
+    from ..trigger import ApplyFailed
 
-    uuid_ = str(mapping.get("UUID"))
-    backup = write_backup(mapping)
-    restore = hints.command(settings, "config-trigger", "--uuid", uuid_, "--from-file",
-                            str(backup), region=aws.region)
-    render.info(f"backup of the previous configuration: {backup}")
-    render.info(f"restore it with: {restore}")
+    restore = ""
+
+    def backed_up(backup: Path) -> None:
+        nonlocal restore
+        restore = hints.command(settings, "config-trigger", "--uuid", plan.uuid,
+                                "--from-file", str(backup), region=outbox.region)
+        render.info(f"backup of the previous configuration: {backup}")
+        render.info(f"restore it with: {restore}")
+
     try:
-        after = apply_changes(aws, mapping, changes, wait=wait, timeout=timeout)
+        done = plan.apply(wait=wait, timeout=timeout, on_backup=backed_up)
     except (StreamqError, KeyboardInterrupt) as exc:
+        if not restore:  # refused or failed before anything was sent
+            raise
         # Never leave a change half-known without saying so: what may have happened,
         # how to look, how to go back.
-        check = hints.command(settings, "config-trigger", "--uuid", uuid_, region=aws.region)
+        check = hints.command(settings, "config-trigger", "--uuid", plan.uuid,
+                              region=outbox.region)
         if isinstance(exc, ApplyFailed) and exc.accepted:
             state = ("the update was accepted, but the trigger was not seen to hold it: it "
                      "may still be changing, or hold part of it")
@@ -337,16 +308,25 @@ def config_trigger_cmd(
         error = StreamqError(text, hint=exc.hint)
         error.exit_code = exc.exit_code
         raise error from exc
-    unreadable = filter_hidden(after)
-    if unreadable and any(c.field == "FilterCriteria" for c in changes):
-        render.warn(f"the new filter was sent but cannot be read back to check it: it is "
-                    f"{unreadable}")
-    render.info(f"applied {len(changes)} change(s) to the trigger {mapping.get('UUID')} "
-                f"({mapping.get('FunctionArn')}); it reads back as asked (State "
-                f"{after.get('State')})")
-    result.update(applied=True, backup=str(backup), config=export_doc(after))
+    for warning in done.warnings:
+        render.warn(warning)
+    render.info(f"applied {len(done.changes)} change(s) to the trigger {plan.uuid} "
+                f"({plan.function_arn}); it reads back as asked (State {done.state})")
     if fmt == "json":
-        render.print_json(result)
+        render.print_json(done.to_json())
+
+
+def _show(trigger: TriggerConfig, fmt: str, *, dry_run: bool, yes: bool) -> None:
+    """The read view (no change asked)."""
+    from .. import render
+    from ..render import trigger as view
+
+    if dry_run or yes:
+        raise BadInput("--dry-run and --yes go with change flags or --from-file")
+    if fmt == "json":
+        render.print_json(trigger.to_json())
+    else:
+        view.show_trigger(trigger.to_json())
 
 
 def _lint_names(lints: list[dict[str, str]]) -> str:

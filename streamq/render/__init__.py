@@ -20,7 +20,7 @@ from ..durations import humanize
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-    from ..outbox import Record, TableInfo
+    from ..api import Record
 
 OUTPUTS = ("table", "json", "jsonl", "csv", "ids")
 STATUS_STYLE = {"failed": "bold red", "stuck": "yellow", "pending": "dim", "dead": "red",
@@ -100,6 +100,39 @@ def info(text: str) -> None:
 
 def debug(text: str) -> None:
     _say("debug: ", "dim", text)
+
+
+@contextmanager
+def debug_logging(enabled: bool) -> Iterator[None]:
+    """While a command runs with --debug: what the library logs to the ``streamq``
+    logger (the access path of a scan, the retry policy, ...) is printed as ``debug:``
+    lines on stderr (above a progress line, when one shows)."""
+    if not enabled:
+        yield
+        return
+    import logging
+
+    class ToStderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            from . import waiting
+
+            text = record.getMessage()
+            display = waiting.current()
+            if display is not None:
+                display.print_line(f"debug: {text}")
+            else:
+                debug(text)
+
+    logger = logging.getLogger("streamq")
+    handler: logging.Handler = ToStderr(logging.DEBUG)
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
 
 
 def confirm(question: str) -> bool:
@@ -195,32 +228,30 @@ class RecordSink(Protocol):
 class _StreamSink:
     """json / jsonl / csv / ids: one record at a time, nothing kept in memory."""
 
-    def __init__(self, fmt: str, info: TableInfo, out: IO[str]) -> None:
-        self.fmt, self.info, self.out = fmt, info, out
+    def __init__(self, fmt: str, key_names: Sequence[str], out: IO[str]) -> None:
+        self.fmt, self.out = fmt, out
         self.count = 0
         self._csv: Any = None
         if fmt == "csv":
             self._csv = csv.writer(out, lineterminator="\n")
-            self._csv.writerow([*info.key_names, "status", "age_seconds", "created_at",
+            self._csv.writerow([*key_names, "status", "age_seconds", "created_at",
                                 "attempts", "error", "refire_count", "retry", "next_due_at"])
         elif fmt == "json":
             out.write("[")
 
     def write(self, record: Record) -> None:
-        from ..outbox import key_text
-
         fmt = self.fmt
         if fmt == "ids":
-            self.out.write(key_text(record.key, self.info) + "\n")
+            self.out.write(record.key_text + "\n")
         elif fmt == "csv":
-            doc = record.to_json(self.info)
+            doc = record.to_json()
             self._csv.writerow([*(_cell(v) for v in doc["key"].values()), doc["status"],
                                 _cell(doc["age_seconds"]), _cell(doc["created_at"]),
                                 _cell(doc["attempts"]), _cell(doc["error"]),
                                 _cell(doc["refire_count"]), _cell(doc["retry"]),
                                 _cell(doc["next_due_at"])])
         else:
-            line = dumps(record.to_json(self.info))
+            line = dumps(record.to_json())
             if fmt == "json":
                 self.out.write(("\n" if self.count == 0 else ",\n") + line)
             else:
@@ -242,8 +273,8 @@ def _cell(value: Any) -> str:
 class _TableSink:
     """A table for people: buffered (column widths), so meant for a terminal."""
 
-    def __init__(self, info: TableInfo, out: IO[str], footer: dict[str, Any] | None) -> None:
-        self.info, self.out = info, out
+    def __init__(self, out: IO[str], footer: dict[str, Any] | None) -> None:
+        self.out = out
         self.records: list[Record] = []
         self.footer = footer if footer is not None else {}
 
@@ -255,7 +286,6 @@ class _TableSink:
         then LAST ERROR truncated, then REFIRES, ATTEMPTS, DUE, LAST ERROR dropped)."""
         from rich.text import Text
 
-        from ..outbox import key_text
         from .layout import GAP, fit_cell, record_columns
 
         console = _console(self.out)
@@ -264,8 +294,10 @@ class _TableSink:
         rows: list[tuple[dict[str, str], dict[str, str]]] = []
         for r in self.records:
             counts[r.status] = counts.get(r.status, 0) + 1
-            due, due_style = due_cell(r.retry, r.next_due_at, now)
-            rows.append(({"KEY": key_text(r.key, self.info), "AGE": humanize(r.age_seconds),
+            due_at = r.next_due_at
+            due, due_style = due_cell(
+                r.retry, None if due_at is None else due_at.timestamp(), now)
+            rows.append(({"KEY": r.key_text, "AGE": humanize(r.age_seconds),
                           "STATUS": r.status, "DUE": due,
                           "ATTEMPTS": "" if r.attempts is None else str(r.attempts),
                           "REFIRES": "" if r.refire_count is None else str(r.refire_count),
@@ -323,12 +355,14 @@ def _one_line(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def open_sink(fmt: str, info: TableInfo, out: IO[str] | None = None,
+def open_sink(fmt: str, key_names: Sequence[str], out: IO[str] | None = None,
               footer: dict[str, Any] | None = None) -> RecordSink:
+    """Where ``list`` writes its records (streamq.api.Record): ``key_names`` head the
+    CSV's key columns."""
     out = out or sys.stdout
     if fmt == "table":
-        return _TableSink(info, out, footer)
-    return _StreamSink(fmt, info, out)
+        return _TableSink(out, footer)
+    return _StreamSink(fmt, key_names, out)
 
 
 # --------------------------------------------------------------------------- show / stats

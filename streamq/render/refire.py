@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Any
 from . import dumps
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..outbox import TableInfo
-    from ..refire import Result, Summary
+    from ..api import RefireResult as Result
+    from ..api import RefireSummary as Summary
 
 
 def plan_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
@@ -70,8 +70,8 @@ class ResultSink:
     """json (one array) or jsonl (one line per result, as it happens) on stdout;
     ``summary``: nothing on stdout."""
 
-    def __init__(self, fmt: str, info: TableInfo, out: IO[str] | None = None) -> None:
-        self.fmt, self.info = fmt, info
+    def __init__(self, fmt: str, out: IO[str] | None = None) -> None:
+        self.fmt = fmt
         self.out = out or sys.stdout
         self.count = 0
         self.broken = False
@@ -81,7 +81,7 @@ class ResultSink:
     def write(self, result: Result) -> None:
         if self.fmt == "summary":
             return
-        line = dumps(result.to_json(self.info))
+        line = dumps(result.to_json())
         if self.fmt == "json":
             self._emit(("\n" if self.count == 0 else ",\n") + line)
         else:
@@ -191,26 +191,24 @@ class RunView:
     :meth:`start`, i.e. once the journal exists), the progress bar on stderr, and the ids
     not refired, for :meth:`print_summary`. :meth:`close` ends what :meth:`start` began."""
 
-    def __init__(self, fmt: str, info: TableInfo, total: int) -> None:
-        self.fmt, self.info, self.total = fmt, info, total
+    def __init__(self, fmt: str, total: int) -> None:
+        self.fmt, self.total = fmt, total
         self.failures: list[tuple[str, str, str]] = []
         self._sink: ResultSink | None = None
         self._progress: RefireProgress | None = None
 
     def start(self) -> None:
-        self._sink = ResultSink(self.fmt, self.info)
+        self._sink = ResultSink(self.fmt)
         self._progress = RefireProgress(
             self.total, streams_to_stdout=self.fmt in ("json", "jsonl")).__enter__()
 
     def result(self, res: Result) -> None:
-        from ..outbox import key_text
-
         if self._sink is not None:
             self._sink.write(res)
         if self._progress is not None:
             self._progress.advance(res.outcome)
         if res.outcome in ("missing", "failed", "unknown"):
-            self.failures.append((key_text(res.key, self.info), res.outcome, res.error or ""))
+            self.failures.append((res.key_text, res.outcome, res.error or ""))
 
     def close(self) -> None:
         progress, self._progress = self._progress, None

@@ -51,6 +51,12 @@ def attach(display: Display) -> None:
         _display = display
 
 
+def current() -> Display | None:
+    """The display attached now (a progress line), or None."""
+    with _lock:
+        return _display
+
+
 def detach(display: Display) -> None:
     global _display
     with _lock:
