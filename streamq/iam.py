@@ -109,6 +109,31 @@ GRANTS: tuple[Grant, ...] = (
     Grant("sqs:GetQueueAttributes", DESTINATION, ("watch",)),
     Grant("sns:GetTopicAttributes", DESTINATION, ("watch",)),
     Grant("s3:ListBucket", DESTINATION, ("watch",)),
+    # redrive: reads the on-failure destination, the stream range each message points
+    # at, and refires the keys (refire's calls); a message is removed only once handled.
+    Grant("dynamodb:DescribeTable", TABLE, ("redrive",)),
+    Grant("dynamodb:BatchGetItem", TABLE, ("redrive",)),
+    Grant("dynamodb:UpdateItem", TABLE, ("redrive",), write=True),
+    Grant("dynamodb:DescribeStream", STREAM, ("redrive",)),
+    Grant("dynamodb:GetShardIterator", STREAM, ("redrive",)),
+    Grant("dynamodb:GetRecords", STREAM, ("redrive",)),
+    Grant("lambda:ListEventSourceMappings", ANY, ("redrive",)),
+    Grant("lambda:GetEventSourceMapping", MAPPING, ("redrive",)),
+    Grant("kms:Decrypt", KEY, ("redrive",)),
+    Grant("sqs:GetQueueUrl", DESTINATION, ("redrive",)),
+    Grant("sqs:GetQueueAttributes", DESTINATION, ("redrive",)),
+    Grant("sqs:ReceiveMessage", DESTINATION, ("redrive",),
+          why="a received message is hidden for the run (its visibility timeout) and made "
+              "visible again when it stays"),
+    Grant("sqs:ChangeMessageVisibility", DESTINATION, ("redrive",)),
+    Grant("sqs:DeleteMessage", DESTINATION, ("redrive",), write=True),
+    Grant("s3:ListBucket", DESTINATION, ("redrive",)),
+    Grant("s3:GetObject", OBJECTS, ("redrive",)),
+    Grant("s3:GetObjectTagging", OBJECTS, ("redrive",)),
+    Grant("s3:PutObjectTagging", OBJECTS, ("redrive",), write=True,
+          why="redrive marks a handled S3 record done with a tag (or deletes it with "
+              "--delete)"),
+    Grant("s3:DeleteObject", OBJECTS, ("redrive",), write=True),
 )
 
 #: botocore operation -> IAM action, where they differ or the service prefix does
@@ -364,8 +389,8 @@ def commands(grants: Sequence[Grant] = GRANTS) -> list[str]:
 
 def markdown_table(grants: Sequence[Grant] = GRANTS) -> str:
     """The README's command -> actions table (rows in command order; writes marked)."""
-    order = ["list", "show", "stats", "refire", "config-trigger", "doctor", "tail", "watch",
-             "iam-policy"]
+    order = ["list", "show", "stats", "refire", "redrive", "config-trigger", "doctor", "tail",
+             "watch", "iam-policy"]
     names = sorted(commands(grants), key=lambda c: (order.index(c) if c in order else
                                                     len(order), c))
     rows = []

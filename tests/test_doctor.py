@@ -297,7 +297,7 @@ def test_exit_codes_and_table_view(world: World) -> None:
     res = cli("doctor", "--table", TABLE, "--since", "10s", "--endpoint-url", world.url)
     assert res.code == 2 and "--since" in res.err
     # A scan budget spent: the count says it is partial.
-    code, doc = world.doctor("--scan-budget", "0s")
+    _code, doc = world.doctor("--scan-budget", "0s")
     outbox = check(doc, "outbox")
     assert outbox["data"]["partial"] is True and "partial" in outbox["detail"]
     assert outbox["data"]["total"] < 3
