@@ -76,9 +76,12 @@ def test_policy_is_scoped_to_the_resources_read_from_aws(cli: CliRunner,
     assert st["OutboxStream"]["Resource"] == table_arn + "/stream/*"
     function = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:mail-sender"
     assert st["TriggerFunction"]["Resource"] == [function, function + ":*"]
-    # the destination gets its own service's actions only (doctor reads the queue)
+    # the destination gets its own service's actions only (doctor reads the queue;
+    # redrive receives its messages and deletes those fully handled)
     assert st["OnFailureSQS"] == {"Sid": "OnFailureSQS", "Effect": "Allow",
-                                  "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                                  "Action": ["sqs:ChangeMessageVisibility",
+                                             "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                             "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
                                   "Resource": SQS}
     assert not {"OnFailureSNS", "OnFailureS3"} & set(st)
     assert "not encrypted" in err
