@@ -186,26 +186,3 @@ def test_a_round_that_meets_an_aws_error_does_not_end_the_loop(ddb, endpoint) ->
     assert run_every(settings, 1, stop=stop, on_round=on_round) == 2
     assert all(r.error and r.due == 0 for r in seen), [r.error for r in seen]
 
-
-def test_the_documented_remediation_function_runs_one_round(ddb, endpoint, monkeypatch,
-                                                            capsys) -> None:
-    """docs/retries.md's Lambda handler, as written, against the local endpoint (boto3
-    reads AWS_ENDPOINT_URL): its settings from the function's environment, it refires the
-    due records, logs one line, and the next invocation finds nothing due."""
-    import re
-
-    text = (ROOT / "docs" / "retries.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
-    keys = seed_due(ddb, endpoint, 3)
-    monkeypatch.setenv("OUTBOX_TABLE", TABLE)
-    monkeypatch.setenv("OUTBOX_BACKOFF", "base=1h,jitter=0")
-    monkeypatch.setenv("OUTBOX_MAX_ATTEMPTS", "3")
-    namespace: dict[str, Any] = {}
-    exec(compile(code, "docs/retries.md", "exec"), namespace)
-    doc = namespace["handler"]({}, None)
-    assert (doc["refired"], doc["due"], doc["waiting"], doc["dead"]) == (3, 0, 4, 1)
-    assert doc["journal"] is None and doc["fatal"] is None
-    assert json.loads(capsys.readouterr().out) == doc
-    assert [count_of(ddb, k) for k in keys] == [1, 1, 1]
-    again = namespace["handler"]({}, None)  # the next schedule: nothing due
-    assert again["refired"] == 0 and again["waiting"] == 4
