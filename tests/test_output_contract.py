@@ -24,6 +24,7 @@ PIPED = {
     "doctor": (["doctor", "-t", "outbox", "--timeout", "5s"], "json"),
     "tail": (["tail", "-t", "outbox", "--from", "trim-horizon", "--limit", "1",
               "--duration", "20s"], "jsonl"),
+    "watch": (["watch", "-t", "outbox", "--count", "1"], "json"),  # a line per refresh
     "config show": (["config", "show"], "json"),
     "sandbox status": (["sandbox", "status"], "json"),
 }

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,13 @@ def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def api_log(directory: Path) -> list[dict[str, Any]]:
+    """The fake mail API's calls, each ``time`` (ISO-8601 UTC, in milliseconds, as the
+    sandbox logs it) as epoch seconds."""
     path = directory / "fake-mail-api.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    entries = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    for e in entries:
+        e["time"] = datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+    return entries
 
 
 def outbox(ddb: Any) -> dict[str, dict[str, Any]]:

@@ -23,9 +23,9 @@ app = typer.Typer(
         "  streamq list --status failed --older-than 1h -o ids | "
         "streamq refire --ids-from - --yes\n\n"
         "  streamq config-trigger --retry-attempts 3 --bisect --dry-run\n\n"
-        "Piped (stdout not a terminal), list and tail print JSON lines and show, stats, "
-        "config-trigger, doctor, config show and sandbox status print JSON; -o table "
-        "keeps the table.\n\n"
+        "Piped (stdout not a terminal), list, tail and watch print JSON lines and show, "
+        "stats, config-trigger, doctor, config show and sandbox status print JSON; -o "
+        "table keeps the table.\n\n"
         "Exit codes: 0 ok, 1 AWS/runtime error, 2 usage or bad input, 3 partial failure, "
         "4 not found, 5 refused for safety, 130 interrupted."
     ),
