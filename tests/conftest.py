@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.realenv  # noqa: F401  (the environment as started, before the fake credentials below)
 from tests.helpers import CliRunner
 
 # Records every AWS call streamq's commands make; checked against `streamq iam-policy`.
