@@ -2,7 +2,7 @@
 
 Two targets run the same tour (seed, wait for the function, list, show, stats, refire
 with its dry run, the marker protocol's "delivered again, failed again, no loop",
-config-trigger, --export in every format, --check, doctor):
+config-trigger, --export in every format, --check, doctor, redrive of a poison record):
 
 * ``test_tour_on_moto`` (always): the template deployed through moto's CloudFormation
   over HTTP; moto runs no function, so the sandbox's poller (streamq.sandbox.poller, the
@@ -141,6 +141,44 @@ def tour(run: Run, *, put_items: Callable[[list[dict[str, Any]]], None],
                  "destination"):
         assert checks.get(name) == "ok", (name, checks)
 
+    # redrive (README, "Recover what the trigger gave up on"): retries and bisect off, a
+    # poison record (no recipient: the handler raises) makes the trigger give up on its
+    # batch and send the pointer to the SQS queue; the record fixed (a MODIFY without the
+    # marker: dropped by the filter), redrive reads the queue, refires the key and
+    # deletes the message; the function delivers it. The trigger is restored.
+    poison_id = f"it-{run_id}-poison"
+    poison = {"id": {"S": poison_id}, "subject": {"S": "tour poison"},
+              "created_at": items[0]["created_at"], "attempts": {"N": "0"}}
+
+    def change_trigger(*args: str) -> None:
+        r = run("config-trigger", *args, "--yes")
+        assert r.code == 0, r.err
+        wait_until("the trigger's change to apply", lambda: run(
+            "config-trigger", "-o", "json").json()["State"] == "Enabled", timeout)
+
+    def queued() -> list[dict[str, Any]]:
+        r = run("redrive", "--dry-run", "-o", "json")
+        assert r.code in (0, 3), r.err
+        return [m for m in r.json()["messages"]
+                if any(k["key"]["id"] == poison_id for k in m["keys"])]
+
+    change_trigger("--retry-attempts", "0", "--no-bisect")
+    put_items([poison])
+    message = wait_until("the trigger to give up on the poison record", queued, timeout)[0]
+    assert message["record"]["condition"] == "RetryAttemptsExhausted", message
+    change_trigger("--retry-attempts", "2", "--bisect")
+    put_items([{**poison, "recipient": {"S": "fixed@ok.example"}}])
+    r = run("redrive", "--yes", "-o", "json")
+    assert r.code == 0, r.err
+    (mine,) = [m for m in r.json()["messages"]
+               if any(k["key"]["id"] == poison_id for k in m["keys"])]
+    assert mine["result"] == "deleted", mine
+    assert [k["outcome"] for k in mine["keys"] if k["key"]["id"] == poison_id] == ["refired"]
+    wait_until("the redriven record to be delivered",
+               lambda: run("show", poison_id).code == 4, timeout)
+    r = run("config-trigger", "--check", str(saved), "-o", "json")
+    assert r.code == 0 and r.json()["status"] == "in_sync", r.out + r.err
+
 
 # --------------------------------------------------------------- deploy and tear down
 
@@ -244,7 +282,7 @@ def test_tour_on_moto(endpoint: str, cli: CliRunner, tmp_path: Path,
     tries: dict[str, int] = {}
     for e in sends:
         tries[e["send"]] = tries.get(e["send"], 0) + 1
-    assert sorted(tries.values()) == [1] * 9 + [2] * 3, tries
+    assert sorted(tries.values()) == [1] * 10 + [2] * 3, tries  # the poison: once, fixed
     assert all(e["error"] == "550 mailbox unavailable" for e in sends
                if "invalid" in e["recipient"])
 
