@@ -180,19 +180,6 @@ def _utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-def _json_time(value: Any) -> Any:
-    """A time in a JSON document as streamq writes every time: ISO-8601 UTC with ``Z``
-    (``2026-11-27T09:56:46Z``), never ``str(datetime)`` (boto3 returns the trigger's
-    LastModified as a datetime)."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
-        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
-        return text.replace("+00:00", "Z")
-    return str(value)
-
-
 def _key_json(key: Mapping[str, Any]) -> str:
     """A key given as a mapping, as the JSON text ``--id`` takes (bytes as base64)."""
     import base64
@@ -694,7 +681,9 @@ class TriggerConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The document ``config-trigger -o json`` prints (schema ``trigger``)."""
-        return json.loads(json.dumps(self._doc, default=_json_time))  # type: ignore[no-any-return]
+        from .jsonable import json_default
+
+        return json.loads(json.dumps(self._doc, default=json_default))  # type: ignore[no-any-return]
 
     def export(self) -> dict[str, Any]:
         """The ``--export`` document (what ``--from-file`` and ``from_file`` apply)."""

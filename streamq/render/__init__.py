@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..durations import humanize
+from ..jsonable import iso_time
+from ..jsonable import json_default as _json_default
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -171,26 +173,6 @@ def _read_answer(stream: IO[str]) -> str:
 # --------------------------------------------------------------------------- JSON
 
 
-def iso_time(value: Any) -> str:
-    """A datetime as ISO-8601 (``2026-11-27T09:56:46Z`` in UTC), as streamq prints every
-    time: never ``2026-11-27 09:56:46+00:00`` (str of a datetime) or an epoch float."""
-    import datetime as dt
-
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(dt.timezone.utc)
-        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
-        return str(text).replace("+00:00", "Z")
-    return str(value)
-
-
-def _json_default(obj: Any) -> Any:
-    import datetime as dt
-
-    return iso_time(obj) if isinstance(obj, dt.datetime) else str(obj)
 
 
 def text_value(value: Any) -> str:
