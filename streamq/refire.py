@@ -308,7 +308,7 @@ class Preflight:
 def inspect_trigger(aws: Aws, info: TableInfo, settings: Settings, *,
                     uuid: str | None = None) -> Preflight:
     """Stream enabled, trigger found and its state. Problems refuse unless ``--force``."""
-    from .trigger import filter_hidden, filter_patterns, find_trigger, function_name_of, get_mapping
+    from .trigger import filter_hidden, filter_patterns, find_trigger, function_label, get_mapping
 
     pf = Preflight(stream_enabled=bool(info.stream_enabled and info.stream_arn))
     if not pf.stream_enabled:
@@ -327,7 +327,7 @@ def inspect_trigger(aws: Aws, info: TableInfo, settings: Settings, *,
     # did not come back for "no filter".
     mapping = get_mapping(aws, str(mapping["UUID"]))
     pf.trigger = mapping
-    pf.function = function_name_of(mapping.get("FunctionArn", "?"))
+    pf.function = function_label(mapping.get("FunctionArn", "?"))
     pf.state = str(mapping.get("State", "?"))
     if pf.state != "Enabled":
         pf.warnings.append(

@@ -27,6 +27,16 @@ def function_name_of(arn_or_name: str) -> str:
     return arn_or_name
 
 
+def function_label(arn_or_name: str) -> str:
+    """``arn:aws:lambda:r:a:function:NAME[:QUALIFIER]`` -> ``NAME[:QUALIFIER]``: the
+    function as people name it, keeping the version or alias a trigger invokes (a
+    mapping on ``NAME:prod`` is not one on ``NAME``)."""
+    parts = arn_or_name.split(":")
+    if len(parts) >= 7 and parts[5] == "function":
+        return ":".join(parts[6:8])
+    return arn_or_name
+
+
 def list_mappings(aws: Aws, stream_arn: str) -> list[dict[str, Any]]:
     client = aws.client("lambda")
     out: list[dict[str, Any]] = []

@@ -134,3 +134,8 @@ def test_function_resolves_to_the_full_arn_and_matches_it_exactly(cli, ddb,  # t
     ddb.put_item(TableName="outbox", Item={"id": {"S": "a"}, "last_error": {"S": "x"}})
     r = cli("refire", "--table", "outbox", "--function", "alfn", "--id", "a", "--yes")
     assert r.code == 5 and "unqualified" in r.err, r.err
+    # Its plan names the trigger by the qualified function it invokes (alfn:prod, not alfn).
+    r = cli("refire", "--table", "outbox", "--function", "alfn:prod", "--id", "a",
+            "--dry-run", "-o", "json")
+    assert r.code == 0, r.err
+    assert r.json()["trigger"].startswith(f"alfn:prod (Enabled, uuid {prod['UUID']}"), r.out
