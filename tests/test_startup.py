@@ -54,3 +54,14 @@ def test_completions_dir_is_up_to_date(shell: str) -> None:
     path = ROOT / "completions" / f"streamq.{shell}"
     assert path.read_text() == script(shell), (
         f"{path} is stale: regenerate with `streamq completion {shell} > {path}`")
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    """The CLI repeats a few library defaults (so --help imports no library module):
+    they must agree."""
+    from streamq import redrive, refire
+    from streamq.cli import redrive_cmd, refire_cmd
+
+    assert (refire_cmd.DEFAULT_RATE, refire_cmd.DEFAULT_CONCURRENCY) == (
+        refire.DEFAULT_RATE, refire.DEFAULT_CONCURRENCY)
+    assert redrive_cmd.DEFAULT_MAX_MESSAGES == redrive.DEFAULT_MAX_MESSAGES

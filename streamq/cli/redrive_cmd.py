@@ -13,17 +13,14 @@ import typer
 from ..config import Settings
 from ..errors import Refused
 from .common import outbox_command
+from .refire_cmd import DEFAULT_CONCURRENCY, DEFAULT_RATE, SAFETY, SPEED
 
 if TYPE_CHECKING:
     from ..redrive import Job
 
 SOURCE = "Destination"
-SAFETY = "Safety"
-SPEED = "Throughput"
 
-#: Kept in step with streamq.refire / streamq.redrive (the CLI starts without them).
-DEFAULT_RATE = 10.0
-DEFAULT_CONCURRENCY = 16
+#: Kept in step with streamq.redrive (the CLI starts without it).
 DEFAULT_MAX_MESSAGES = 100
 
 
