@@ -362,8 +362,10 @@ class Stats:
     def to_json(self) -> dict[str, Any]:
         """The document ``stats -o json`` prints (schema ``stats``)."""
         from .outbox import iso
+        from .schemas import STATS
 
         return {
+            "schema_version": STATS,
             "table": self.table,
             "total": self.total,
             "counts": dict(self.counts),
@@ -410,7 +412,10 @@ class RefireResult:
 
     def to_json(self) -> dict[str, Any]:
         """As ``refire -o jsonl`` prints it (schema ``refire-result``)."""
-        return {"key": self.key, "outcome": self.outcome, "error": self.error}
+        from .schemas import REFIRE_RESULT
+
+        return {"schema_version": REFIRE_RESULT, "key": self.key, "outcome": self.outcome,
+                "error": self.error}
 
     @classmethod
     def _of(cls, res: _RawResult, info: TableInfo) -> RefireResult:
@@ -487,7 +492,10 @@ class RefireSummary:
 
     def to_json(self) -> dict[str, Any]:
         """Counts and timings (schema ``refire-summary``)."""
-        return {"table": self.table, "run": self.run, "dry_run": self.dry_run,
+        from .schemas import REFIRE_SUMMARY
+
+        return {"schema_version": REFIRE_SUMMARY, "table": self.table, "run": self.run,
+                "dry_run": self.dry_run,
                 **{k: self.counts.get(k, 0) for k in _outcomes()},
                 "not_reached": self.not_reached, "abandoned": self.abandoned,
                 "elapsed_seconds": round(self.elapsed, 3), "attempts": self.attempts,
@@ -755,7 +763,10 @@ class TriggerChange:
     def to_json(self) -> dict[str, Any]:
         """The document ``config-trigger --dry-run -o json`` (or a change) prints
         (schema ``trigger-change``)."""
-        doc: dict[str, Any] = {"UUID": self.uuid, "FunctionArn": self.function_arn,
+        from .schemas import TRIGGER_CHANGE
+
+        doc: dict[str, Any] = {"schema_version": TRIGGER_CHANGE, "UUID": self.uuid,
+                               "FunctionArn": self.function_arn,
                                "EventSourceArn": self.event_source_arn,
                                "changes": [c.to_json() for c in self.changes],
                                "lints": [x.to_json() for x in self.lints],

@@ -33,10 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schemas import TRIGGER_CHECK as SCHEMA_VERSION  # the --check -o json document
 from .trigger import SETTABLE, TRANSITIONAL, current_config, display_value, filter_hidden
-
-#: Version of the ``--check -o json`` document.
-SCHEMA_VERSION = 1
 
 IN_SYNC, DRIFT, UNKNOWN = "in_sync", "drift", "unknown"
 EQUAL, DIFFERS = "equal", "differs"

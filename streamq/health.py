@@ -34,8 +34,8 @@ from .durations import humanize
 from .errors import AwsError, BadInput, NotFound, StreamqError
 from .metrics import MetricsReport, mapping_metrics_enabled
 from .outbox import STATUSES, Selection, Stats, TableInfo, describe_table, select
+from .schemas import DOCTOR as SCHEMA_VERSION  # the doctor -o json document
 
-SCHEMA_VERSION = 1
 CHECK_NAMES: tuple[str, ...] = (
     "table", "stream", "stream.view", "trigger", "trigger.state", "trigger.config",
     "trigger.refire-filter", "function", "function.concurrency", "function.timeout",

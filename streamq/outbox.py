@@ -377,7 +377,12 @@ class Record:
         return self.status in wanted or (self.retry is not None and self.retry in wanted)
 
     def to_json(self, info: TableInfo) -> dict[str, Any]:
+        """The record as ``list -o jsonl`` and ``show -o json`` print it (schema
+        ``record``)."""
+        from .schemas import RECORD
+
         return {
+            "schema_version": RECORD,
             "key": key_plain(self.key, info),
             "status": self.status,
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),

@@ -104,7 +104,9 @@ class Entry:
         return all(k.outcome in HANDLED for k in self.keys)
 
     def to_json(self, info: TableInfo) -> dict[str, Any]:
-        doc = self.message.to_json()
+        from .schemas import REDRIVE_MESSAGE
+
+        doc = {"schema_version": REDRIVE_MESSAGE, **self.message.to_json()}
         doc.update(kind=self.kind, reason=self.reason, key_source=self.key_source,
                    expired_records=self.expired, expired_reason=self.expired_reason,
                    notes=self.notes, result=self.result, result_reason=self.result_reason,
@@ -321,7 +323,10 @@ class Job:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source.kind, "where": self.source.where,
+        """``redrive -o json`` (schema ``redrive``)."""
+        from .schemas import REDRIVE
+
+        return {"schema_version": REDRIVE, "source": self.source.kind, "where": self.source.where,
                 "table": self.info.name, "dry_run": self.dry_run,
                 "plan": None if self.plan is None else self.plan.to_json(),
                 "summary": None if self.summary is None else self.summary.to_json(),

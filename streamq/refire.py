@@ -996,8 +996,11 @@ class RefirePlan:
         return refuse(blocking) if blocking else None
 
     def to_json(self) -> dict[str, Any]:
+        from .schemas import REFIRE_PLAN
+
         pf = self.preflight
         return {
+            "schema_version": REFIRE_PLAN,
             "table": self.info.name,
             "records": len(self.targets),
             "duplicates": self.duplicates,

@@ -85,8 +85,11 @@ class Round:
     elapsed: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
+        from .schemas import REFIRE_ROUND
+
         s = self.summary
         return {
+            "schema_version": REFIRE_ROUND,
             "round": self.number,
             "table": self.table,
             "started": iso(self.started),

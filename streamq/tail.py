@@ -282,7 +282,11 @@ class TailRecord:
     changes: list[Change] = field(default_factory=list)
 
     def to_json(self, info: TableInfo) -> dict[str, Any]:
+        """One ``tail -o jsonl`` line (schema ``tail-record``)."""
+        from .schemas import TAIL_RECORD
+
         return {
+            "schema_version": TAIL_RECORD,
             "time": iso(self.created), "event": self.event_name,
             "key": key_plain(self.key, info), "shard": self.shard_id,
             "sequence_number": self.sequence_number,

@@ -937,7 +937,10 @@ def describe_trigger(mapping: Mapping[str, Any], info: TableInfo,
     settings_rows = [{"field": f, "value": cfg[f], "display": display_value(f, cfg[f]),
                       "default": f in unset or cfg[f] == DEFAULTS[f], "unset": f in unset}
                      for f in SETTABLE]
+    from .schemas import TRIGGER
+
     return {
+        "schema_version": TRIGGER,
         "UUID": mapping.get("UUID"),
         "FunctionArn": mapping.get("FunctionArn"),
         "EventSourceArn": mapping.get("EventSourceArn"),

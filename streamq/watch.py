@@ -53,7 +53,10 @@ class Snapshot:
         if self.counted is not None:
             stats_doc = self.counted.stats.to_json(info)
             counts = stats_doc["counts"]
+        from .schemas import WATCH_SNAPSHOT
+
         return {
+            "schema_version": WATCH_SNAPSHOT,
             "time": iso(self.at), "table": self.table,
             "counts": counts, "total": stats_doc.get("total"),
             "oldest_age_seconds": stats_doc.get("oldest_age_seconds"),

@@ -276,3 +276,22 @@ def fill_to_limit(ddb: Any, scratch_table: str, item: dict[str, Any],
             hi = mid - 1
     ddb.delete_item(TableName=scratch_table, Key={k: item[k] for k in ("id",) if k in item})
     return {**item, attr: {"S": "x" * lo}}
+
+
+def assert_schema(name: str, doc: Any) -> None:
+    """``doc`` is a valid ``name`` document: it validates against the package's schema
+    (streamq/schemas/NAME.json, draft 2020-12, formats checked) and carries the
+    schema's version (or, for the unversioned ones, no ``schema_version``)."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from streamq import schemas
+
+    validator = Draft202012Validator(schemas.load(name), format_checker=FormatChecker())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, f"not a valid {name} document: " + "; ".join(
+        f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+    version = schemas.VERSIONS[name]
+    if version is None:
+        assert "schema_version" not in doc, name
+    else:
+        assert doc["schema_version"] == version, name

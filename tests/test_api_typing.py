@@ -80,6 +80,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = zf.namelist()
         zf.extractall(site)
     assert "streamq/py.typed" in names
+    # the output schemas are package data (`streamq schema NAME` reads them)
+    from streamq.schemas import names as schema_names
+
+    assert {f"streamq/schemas/{n}.json" for n in schema_names()} <= set(names)
     return site
 
 

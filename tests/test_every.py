@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import batch_put, create_table, create_trigger
+from tests.helpers import assert_schema, batch_put, create_table, create_trigger
 from tests.test_due import TABLE, failed
 from tests.test_refire import count_of
 
@@ -94,6 +94,8 @@ def test_rounds_until_sigterm_exit_0(ddb, endpoint, tmp_path) -> None:
     assert took < 5 and "Traceback" not in err
     assert "stopped after" in err and "(SIGTERM)" in err
     first, *later = sched.lines
+    for line in sched.lines:
+        assert_schema("refire-round", line)
     assert first["round"] == 1 and first["due"] == 5 and first["refired"] == 5
     assert (first["waiting"], first["dead"]) == (1, 1)  # never the dead one
     assert all(r["due"] == 0 and r["journal"] is None for r in later)  # refired: waiting now

@@ -17,6 +17,7 @@ from streamq.sandbox.poller import Poller, failure_message
 from streamq.stream import describe_stream, read_stream
 from tests.helpers import (
     CliRunner,
+    assert_schema,
     create_table,
     create_trigger,
     fill_to_limit,
@@ -122,6 +123,7 @@ def test_sqs_pointer_dry_run_then_redrive_then_nothing_new(world: dict[str, Any]
     res = redrive("--dry-run", "-o", "json")
     assert res.code == 0, res.err
     doc = res.json()
+    assert_schema("redrive", doc)
     (msg,) = doc["messages"]
     assert msg["kind"] == "redrive" and msg["key_source"] == "stream"
     assert msg["record"]["condition"] == "RetryAttemptsExhausted"
@@ -140,6 +142,7 @@ def test_sqs_pointer_dry_run_then_redrive_then_nothing_new(world: dict[str, Any]
     res = redrive("--yes", "-o", "jsonl")
     assert res.code == 0, res.err
     (line,) = res.jsonl()
+    assert_schema("redrive-message", line)
     assert {k["key"]["id"]: k["outcome"] for k in line["keys"]} == {
         "a": "refired", "b": "already delivered", "poison": "refired", "d": "refired"}
     assert line["result"] == "deleted"
@@ -162,6 +165,8 @@ def test_a_failed_refire_keeps_its_message_and_a_key_is_fired_once_per_run(
     res = redrive("--yes", "-o", "json")
     assert res.code == 3, res.err
     doc = res.json()
+    assert_schema("redrive", doc)  # a run: its refire plan and summary included
+    assert doc["plan"] is not None and doc["summary"] is not None
     by_keys = {tuple(k["key"]["id"] for k in m["keys"]): m for m in doc["messages"]}
     assert by_keys[("a", "b")]["result"] == "deleted"
     kept = by_keys[("b", "c", "huge")]
@@ -209,6 +214,7 @@ def test_malformed_other_table_and_keep_leave_messages_in_place(world: dict[str,
     before = queue_bodies(world)
     res = redrive("--yes", "--keep", "-o", "json")
     assert res.code == 3, res.err  # the malformed one stays: a person must look at it
+    assert_schema("redrive", res.json())
     results = sorted((m["kind"], m["result"]) for m in res.json()["messages"])
     assert results == [("malformed", "left"), ("other-table", "left"), ("redrive", "kept")]
     assert queue_bodies(world) == before  # --keep: nothing removed

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CliRunner, pty_run
+from tests.helpers import CliRunner, assert_schema, pty_run
 
 pytestmark = pytest.mark.slow
 
@@ -130,9 +130,11 @@ def test_up_is_idempotent_and_status_reports(sbx: dict[str, Any]) -> None:
     assert res.code == 0, res.err
     assert "already running" in res.err
     assert res.json()["endpoint"] == sbx["state"]["endpoint"]
+    assert_schema("sandbox-up", res.json())
     res = cli("sandbox", "status", "-o", "json")
     assert res.code == 0
     doc = res.json()
+    assert_schema("sandbox-status", doc)
     assert doc["running"] is True and doc["pid"] == sbx["state"]["pid"]
     assert doc["poller"]["settings"]["BatchSize"] == 100
     assert doc["poller"]["state"] == "polling"

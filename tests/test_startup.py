@@ -30,11 +30,12 @@ def _probe(args: list[str], env: dict[str, str] | None = None) -> subprocess.Com
 
 @pytest.mark.parametrize("args", [["--help"], ["list", "--help"], ["stats", "--help"],
                                   ["doctor", "--help"], ["tail", "--help"], ["watch", "--help"],
-                                  ["--version"]])
+                                  ["--version"], ["schema"], ["schema", "record"],
+                                  ["schema", "nope"]])
 def test_help_imports_no_boto3(args: list[str]) -> None:
     res = _probe(args)
     assert "HEAVY=\n" in res.stderr or res.stderr.rstrip().endswith("HEAVY="), res.stderr
-    assert res.stdout
+    assert res.stdout or "streamq: error: unknown schema 'nope'" in res.stderr
 
 
 def test_completion_imports_no_boto3_and_answers() -> None:

@@ -25,7 +25,14 @@ from streamq.aws import Aws
 from streamq.config import Settings
 from streamq.render.watch import sparkline, view
 from streamq.sandbox.metrics import MetricsPublisher
-from tests.helpers import CliRunner, batch_put, create_table, create_trigger, outbox_items
+from tests.helpers import (
+    CliRunner,
+    assert_schema,
+    batch_put,
+    create_table,
+    create_trigger,
+    outbox_items,
+)
 
 cli = CliRunner()
 TABLE = "outbox"
@@ -58,6 +65,7 @@ def test_watch_piped_prints_a_json_line_per_refresh_matching_stats(endpoint: str
     res = cli("watch", "--table", TABLE, "--count", "2", "--interval", "1s")
     assert res.code == 0, res.err
     first, second = res.jsonl()
+    assert_schema("watch-snapshot", first)  # with metrics and a destination backlog
     stats = cli("stats", "--table", TABLE, "-o", "json").json()
     for doc in (first, second):
         assert doc["counts"] == stats["counts"] and doc["total"] == stats["total"] == 60

@@ -25,7 +25,8 @@ app = typer.Typer(
         "  streamq config-trigger --retry-attempts 3 --bisect --dry-run\n\n"
         "Piped (stdout not a terminal), list, tail and watch print JSON lines and show, "
         "stats, config-trigger, doctor, config show and sandbox status print JSON; -o "
-        "table keeps the table.\n\n"
+        "table keeps the table. streamq schema NAME prints each document's JSON "
+        "Schema.\n\n"
         "Exit codes: 0 ok, 1 AWS/runtime error, 2 usage or bad input, 3 partial failure, "
         "4 not found, 5 refused for safety, 130 interrupted."
     ),
@@ -68,7 +69,7 @@ def _register() -> None:
     config_cmd.register(app)
     completion_cmd.register(app)
     for name in ("refire_cmd", "redrive_cmd", "trigger_cmd", "sandbox_cmd", "doctor_cmd",
-                 "tail_cmd", "watch_cmd", "iam_cmd"):
+                 "tail_cmd", "watch_cmd", "iam_cmd", "schema_cmd"):
         try:
             module = __import__(f"streamq.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -37,7 +37,10 @@ def show(
         value = getattr(settings, key)
         rows.append((key, "" if value is None else str(value), settings.sources.get(key, "")))
     if render.table_or_json(value_of(output)) == "json":
+        from ..schemas import CONFIG
+
         render.print_json({
+            "schema_version": CONFIG,
             "settings": {k: {"value": getattr(settings, k), "source": settings.sources.get(k)}
                          for k in DEFAULTS},
             "outbox": settings.outbox,

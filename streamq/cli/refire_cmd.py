@@ -224,7 +224,7 @@ def refire_cmd(
     refusal = plan.refusal()
     if dry_run:
         if fmt in ("json", "jsonl"):
-            view.print_plan_json(plan.to_json())
+            view.print_plan_json(plan.to_json(), jsonl=fmt == "jsonl")
         else:
             view.print_plan(plan.to_json(), sys.stdout)
         for w in plan.warnings:

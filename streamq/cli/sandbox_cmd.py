@@ -122,7 +122,10 @@ def _up(port: int, handler: str | None, api_rate: float, undeliverable: str | No
         render.info(f"sandbox started (pid {state.pid}); try: streamq sandbox seed --count 200"
                     " --wait && streamq --sandbox list --status all")
     if output == "json":
-        render.print_json({"endpoint": state.endpoint, "pid": state.pid,
+        from ..schemas import SANDBOX_UP
+
+        render.print_json({"schema_version": SANDBOX_UP, "endpoint": state.endpoint,
+                           "pid": state.pid,
                            "already_running": already, "table": state.table,
                            "function": state.function, "region": state.region,
                            "on_failure": state.on_failure, "queue_url": state.queue_url,

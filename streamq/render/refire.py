@@ -60,10 +60,17 @@ def print_plan(plan: dict[str, Any], out: IO[str] | None = None) -> None:
     out.flush()
 
 
-def print_plan_json(plan: dict[str, Any], out: IO[str] | None = None) -> None:
+def print_plan_json(plan: dict[str, Any], out: IO[str] | None = None, *,
+                    jsonl: bool = False) -> None:
+    """The plan as one JSON document (``-o json``: indented; ``-o jsonl``: one line)."""
     from . import print_json
 
-    print_json(plan, out)
+    if jsonl:
+        stream = out or sys.stdout
+        stream.write(dumps(plan) + "\n")
+        stream.flush()
+    else:
+        print_json(plan, out)
 
 
 class ResultSink:

@@ -231,7 +231,10 @@ def down(timeout: float = 10.0) -> tuple[str, SandboxState | None]:
 def status() -> dict[str, Any]:
     state = read_state_file()
     live = running()
-    doc: dict[str, Any] = {"running": live is not None, "state_dir": str(state_dir()),
+    from ..schemas import SANDBOX_STATUS
+
+    doc: dict[str, Any] = {"schema_version": SANDBOX_STATUS, "running": live is not None,
+                           "state_dir": str(state_dir()),
                            "log": str(log_path())}
     if live is not None:
         doc.update(pid=live.pid, endpoint=live.endpoint, region=live.region,
