@@ -36,6 +36,7 @@ import json
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -142,7 +143,7 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="fault-proxy")
@@ -257,6 +258,14 @@ def _operation(method: str, path: str, headers: dict[str, str], body: bytes) -> 
     if p.startswith("/20"):
         return "lambda", f"{method} {p}", ""
     return "other", f"{method} {p}", ""
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away (a killed streamq, a reset) is part of the campaign, not
+        an error worth a traceback on stderr; anything else still gets one."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
