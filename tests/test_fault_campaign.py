@@ -95,17 +95,21 @@ def outcomes(res: Result) -> dict[str, dict[str, Any]]:
     return {r["key"]["id"]: r for r in rows}
 
 
-def journal_outcomes(path: Path) -> dict[str, str]:
-    """The last outcome of each key in a journal (a torn last line is ignored)."""
-    last: dict[str, str] = {}
+def journal_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The last result of each key in a journal (a torn last line is ignored)."""
+    last: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
             doc = json.loads(line)
         except ValueError:
             continue
         if isinstance(doc, dict) and "outcome" in doc:
-            last[doc["key"]["id"]] = doc["outcome"]
+            last[doc["key"]["id"]] = doc
     return last
+
+
+def journal_outcomes(path: Path) -> dict[str, str]:
+    return {k: r["outcome"] for k, r in journal_results(path).items()}
 
 
 def ids_file(tmp_path: Path, keys: list[str], name: str = "ids.txt") -> str:
@@ -218,24 +222,27 @@ def test_refire_under_the_fault_mix_then_resume(ddb, endpoint, cli: CliRunner, r
 @pytest.mark.slow
 def test_outage_and_late_writes_then_resume(ddb, endpoint, cli: CliRunner, monkeypatch,
                                             tmp_path) -> None:
-    """The mix plus stalls longer than the read timeout (the request times out, the write
-    still lands later: a late write racing the retry) and a 2.5 s outage of the endpoint
-    mid-run. Records that run out of attempts end `failed` (saying they may have been
-    written); `--resume` settles them; from the stream: one MODIFY per record."""
+    """The records selected by `--status failed` (a scan under the mix too), then the mix
+    plus stalls longer than the read timeout (the request times out, the write still lands
+    later: a late write racing the retry) and a 2.5 s outage of the endpoint mid-run.
+    Records that run out of attempts end `failed` (saying they may have been written);
+    `--resume` settles them; from the stream: one MODIFY per record."""
     keys = seed(ddb, endpoint, N)
     mark = len(stream_events(endpoint))
     journal = tmp_path / "run.jsonl"
     monkeypatch.setenv("STREAMQ_READ_TIMEOUT", "0.5")
     mix = Mix(drop=0.03, lose=0.04, lose500=0.02, error5xx=0.02, throttle=0.03, stall=0.03,
               stall_seconds=1.0)
-    with FaultProxy(endpoint, seed=SEED, mix=mix) as proxy:
+    with FaultProxy(endpoint, seed=SEED, mix=mix, ops={"UpdateItem", "Scan"}) as proxy:
         def outage() -> None:  # once the writes are going (not during the pre-flight)
             wait_until(lambda: proxy.calls["UpdateItem"] >= 60, timeout=60)
             proxy.outage(0, 2.5)
 
         threading.Thread(target=outage, daemon=True).start()
-        first = cli("refire", "-t", TABLE, "--endpoint-url", proxy.url, "--ids-from",
-                    ids_file(tmp_path, keys), "--yes", "--rate", "100", "--concurrency", "8",
+        # Selected by a scan (under the same faults): `--only-if selected`, each write
+        # conditional on the record still being failed.
+        first = cli("refire", "-t", TABLE, "--endpoint-url", proxy.url, "--status", "failed",
+                    "--older-than", "30m", "--yes", "--rate", "100", "--concurrency", "8",
                     "--journal", str(journal), "-o", "jsonl")
         faults = faults_by_key(proxy)
         resumed = cli("refire", "--resume", str(journal), "--endpoint-url", proxy.url,
@@ -261,7 +268,8 @@ def test_outage_and_late_writes_then_resume(ddb, endpoint, cli: CliRunner, monke
     assert per == {k: ["MODIFY"] for k in keys}
     assert item_count(ddb) == N
     SUMMARY.append(
-        f"Outage and late writes: {N} records, mix {mix.describe()} with a 0.5 s read "
+        f"Outage and late writes: {N} records selected by `--status failed` (the scan under "
+        f"the mix too), mix {mix.describe()} with a 0.5 s read "
         f"timeout (a stall is a request that times out and still writes later), and a "
         f"2.5 s outage mid-run ({injected.get('outage', 0)} requests reset); first run "
         f"{counts_text(got)}, exit {first.code}; `--resume` refired the {len(again)} failed, "
@@ -326,7 +334,21 @@ def test_signal_at_a_random_point_then_resume(ddb, endpoint, cli: CliRunner, rng
         else:
             assert code == 130, err
             assert "interrupted:" in err and f"--resume {journal} --yes" in err
-            assert "refired " in err  # the summary
+            # A clean stop: the writes in flight finished and were journaled, the summary
+            # counts the journal, and the stream holds a MODIFY for exactly the records
+            # journaled refired, plus those whose retry the stop cut short after a lost
+            # answer (journaled failed, "may have been written").
+            results = journal_results(journal)
+            c = Counter(r["outcome"] for r in results.values())
+            assert set(c) <= {"refired", "failed"}, c
+            assert (f"refired {c['refired']}, missing 0, skipped 0, failed {c['failed']}, "
+                    f"not reached {N - len(results)} ") in err, err
+            per, _ = events_by_key(endpoint, mark)
+            refired = {k for k, r in results.items() if r["outcome"] == "refired"}
+            maybe = {k for k, r in results.items()
+                     if r["outcome"] == "failed" and "may have been written" in r["error"]}
+            assert refired <= set(per) <= refired | maybe, (refired ^ set(per))
+            assert all(v == ["MODIFY"] for v in per.values())
         if sig == signal.SIGKILL and first_at < 0:
             # Killed while creating the journal: refused, never resumed short.
             res = cli("refire", "--resume", str(journal), "--endpoint-url", proxy.url, "--yes")
@@ -371,7 +393,8 @@ def test_signal_at_a_random_point_then_resume(ddb, endpoint, cli: CliRunner, rng
 
 
 @pytest.mark.slow
-def test_deletes_racing_the_run(ddb, endpoint, cli: CliRunner, rng, tmp_path) -> None:
+def test_deletes_racing_the_run(ddb, endpoint, cli: CliRunner, rng, tmp_path,
+                                monkeypatch) -> None:
     """A third of the records are deleted while the run goes on (the trigger delivering
     them), some of them right after an attempt whose answer was lost. Per key, from the
     stream: no write after a delete and nothing created; `refired` has its MODIFY before
@@ -407,13 +430,18 @@ def test_deletes_racing_the_run(ddb, endpoint, cli: CliRunner, rng, tmp_path) ->
                 return
             delete(key)
 
-    with FaultProxy(endpoint, seed=SEED, mix=MIX, on_fault=on_fault) as proxy:
+    # Stalls longer than the read timeout: writes that land late, maybe after the delete.
+    monkeypatch.setenv("STREAMQ_READ_TIMEOUT", "0.4")
+    mix = Mix(drop=0.03, lose=0.04, lose500=0.02, error5xx=0.02, throttle=0.03, stall=0.03,
+              stall_seconds=0.8)
+    with FaultProxy(endpoint, seed=SEED, mix=mix, on_fault=on_fault) as proxy:
         thread = threading.Thread(target=deleter, daemon=True)
         thread.start()
         res = cli("refire", "-t", TABLE, "--endpoint-url", proxy.url, "--ids-from",
                   ids_file(tmp_path, keys), "--yes", "--rate", "250", "--concurrency", "8",
                   "--journal", str(journal), "-o", "jsonl")
         thread.join()
+        wait_until(lambda: proxy.inflight == 0)  # the late writes have landed
         faults = faults_by_key(proxy)
         injected = sum(proxy.counts.values())
         resumed = cli("refire", "--resume", str(journal), "--endpoint-url", proxy.url,
@@ -440,7 +468,8 @@ def test_deletes_racing_the_run(ddb, endpoint, cli: CliRunner, rng, tmp_path) ->
             assert events == ["REMOVE"], (key, events, faults.get(key))
         else:
             assert outcome == "unknown", (key, got[key])
-            assert UNCERTAIN & set(faults.get(key, [])), (key, faults.get(key))
+            # a lost answer: a reset, a 5xx, or a read timeout (a stall)
+            assert (UNCERTAIN | {"stall"}) & set(faults.get(key, [])), (key, faults.get(key))
     for key in set(keys) - deleted - after_lost:
         assert got[key]["outcome"] == "refired", got[key]
         assert per.get(key) == ["MODIFY"], (key, per.get(key))
@@ -452,7 +481,8 @@ def test_deletes_racing_the_run(ddb, endpoint, cli: CliRunner, rng, tmp_path) ->
     assert item_count(ddb) == N - len(deleted)
     raced = sum(1 for k in deleted if "MODIFY" in per.get(k, []))
     SUMMARY.append(
-        f"Deletes racing: {N} records under the mix ({injected} faults), {len(deleted)} "
+        f"Deletes racing: {N} records under {mix.describe()} with a 0.4 s read timeout "
+        f"(a stall is a write landing late) ({injected} faults), {len(deleted)} "
         f"deleted during or after the run ({len(after_lost)} chosen for deletion right "
         f"after a lost answer): outcomes {counts_text(got)}, exit {res.code} "
         f"({raced} deleted records had their MODIFY before the delete); the resume: "
@@ -566,7 +596,9 @@ def _live(endpoint: str, uuid: str) -> dict[str, Any]:
     m = lam.get_event_source_mapping(UUID=uuid)
     return {"BatchSize": m.get("BatchSize"),
             "MaximumRetryAttempts": m.get("MaximumRetryAttempts"),
-            "MaximumRecordAgeInSeconds": m.get("MaximumRecordAgeInSeconds")}
+            "MaximumRecordAgeInSeconds": m.get("MaximumRecordAgeInSeconds"),
+            "BisectBatchOnFunctionError": bool(m.get("BisectBatchOnFunctionError")),
+            "MaximumBatchingWindowInSeconds": m.get("MaximumBatchingWindowInSeconds") or 0}
 
 
 @pytest.mark.slow
@@ -590,11 +622,15 @@ def test_config_trigger_under_faults_never_half_applies_silently(ddb, endpoint,
         before = _live(endpoint, uuid)
         asked = {"BatchSize": rng.randrange(1, 1000),
                  "MaximumRetryAttempts": rng.randrange(0, 10),
-                 "MaximumRecordAgeInSeconds": rng.randrange(60, 7200)}
+                 "MaximumRecordAgeInSeconds": rng.randrange(60, 7200),
+                 "BisectBatchOnFunctionError": rng.random() < 0.5,
+                 "MaximumBatchingWindowInSeconds": rng.randrange(0, 300)}
         res = cli("config-trigger", "-t", TABLE, "--endpoint-url", proxy.url,
                   "--batch-size", str(asked["BatchSize"]),
                   "--retry-attempts", str(asked["MaximumRetryAttempts"]),
-                  "--max-record-age", str(asked["MaximumRecordAgeInSeconds"]), "--yes")
+                  "--max-record-age", str(asked["MaximumRecordAgeInSeconds"]),
+                  "--bisect" if asked["BisectBatchOnFunctionError"] else "--no-bisect",
+                  "--batching-window", str(asked["MaximumBatchingWindowInSeconds"]), "--yes")
         after = _live(endpoint, uuid)
         codes[f"exit {res.code}"] += 1
         assert "Traceback" not in res.err
