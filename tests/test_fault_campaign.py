@@ -283,13 +283,14 @@ def _journal_lines(path: Path) -> int:
     try:
         return path.read_text().count('"outcome"')
     except FileNotFoundError:
-        return -1
+        return -2
 
 
 def _interrupt(tmp_path: Path, proxy: FaultProxy, sig: signal.Signals, at: int, args: list[str],
                journal: Path) -> tuple[int, str]:
     """Start ``streamq refire ARGS`` (its own process), send ``sig`` once the journal holds
-    ``at`` outcomes (-1: as soon as the journal file exists), return (exit code, stderr)."""
+    ``at`` outcomes (-1: as soon as the journal file exists; -2: at once), return (exit
+    code, stderr)."""
     proc = spawn("refire", "--endpoint-url", proxy.url, *args, cwd=tmp_path)
     try:
         wait_until(lambda: _journal_lines(journal) >= at or proc.poll() is not None,
@@ -319,7 +320,7 @@ def test_signal_at_a_random_point_then_resume(ddb, endpoint, cli: CliRunner, rng
     mark = len(stream_events(endpoint))
     journal = tmp_path / "run.jsonl"
     ids = ids_file(tmp_path, keys)
-    first_at = rng.choice([-1, 0, *range(1, 240)]) if sig == signal.SIGKILL else \
+    first_at = rng.choice([-2, -1, 0, *range(1, 240)]) if sig == signal.SIGKILL else \
         rng.randrange(0, 240)
     second_at = rng.randrange(0, 40)
     runs: list[str] = []
@@ -327,7 +328,9 @@ def test_signal_at_a_random_point_then_resume(ddb, endpoint, cli: CliRunner, rng
         code, err = _interrupt(tmp_path, proxy, sig, first_at,
                                ["-t", TABLE, "--ids-from", ids, "--yes", "--rate", "100",
                                 "--concurrency", "8", "--journal", str(journal)], journal)
-        runs.append(f"{sig.name} after {first_at} outcomes: {exit_name(code)}")
+        point = {-2: "at start", -1: "once the journal appeared"}.get(
+            first_at, f"after {first_at} outcomes")
+        runs.append(f"{sig.name} {point}: {exit_name(code)}")
         assert "Traceback" not in err
         if sig == signal.SIGKILL:
             assert code == -signal.SIGKILL, err
@@ -350,14 +353,15 @@ def test_signal_at_a_random_point_then_resume(ddb, endpoint, cli: CliRunner, rng
             assert refired <= set(per) <= refired | maybe, (refired ^ set(per))
             assert all(v == ["MODIFY"] for v in per.values())
         if sig == signal.SIGKILL and first_at < 0:
-            # Killed while creating the journal: refused, never resumed short.
+            # Killed before or while creating the journal: refused (not found, or
+            # incomplete), never resumed short; nothing was written yet.
             res = cli("refire", "--resume", str(journal), "--endpoint-url", proxy.url, "--yes")
             runs.append(f"resume: exit {res.code}")
-            if res.code == 2:
-                assert "incomplete" in res.err, res.err
+            if res.code in (2, 4):
+                assert ("incomplete" if res.code == 2 else "not found") in res.err, res.err
                 per, _ = events_by_key(endpoint, mark)
                 assert per == {}  # no write had happened
-                journal.unlink()
+                journal.unlink(missing_ok=True)
                 res = cli("refire", "-t", TABLE, "--endpoint-url", proxy.url, "--ids-from",
                           ids, "--yes", "--rate", "0", "--journal", str(journal))
                 runs.append(f"fresh run: exit {res.code}")
