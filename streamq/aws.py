@@ -73,8 +73,13 @@ class Aws:
                                   botocore_session=core)
                 elif self.settings.profile:
                     kwargs["profile_name"] = self.settings.profile
-                if self.settings.region:
-                    kwargs["region_name"] = self.settings.region
+                # AWS_REGION is the region variable of the AWS CLI and the other SDKs
+                # (ahead of AWS_DEFAULT_REGION: "Environment variables to configure the
+                # AWS CLI", docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html);
+                # botocore reads only AWS_DEFAULT_REGION (boto/boto3#3620), so pass it on.
+                region = self.settings.region or os.environ.get("AWS_REGION") or None
+                if region:
+                    kwargs["region_name"] = region
                 self._session = boto3.session.Session(**kwargs)
         return self._session
 

@@ -128,3 +128,20 @@ def test_aws_error_translation(code, message, exit_code, needle) -> None:
     assert mapped is not None
     assert int(mapped.exit_code) == exit_code and needle in mapped.message
     assert "\n" not in mapped.message
+
+
+def test_aws_region_alone_is_the_region(ddb, cli, monkeypatch) -> None:
+    """AWS_REGION (the AWS CLI's and the other SDKs' variable, which the "no AWS region"
+    error names) is honoured although botocore itself reads only AWS_DEFAULT_REGION, and
+    it wins over AWS_DEFAULT_REGION as in the AWS CLI."""
+    create_table(ddb, "outbox")  # in us-east-1
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    res = cli("list", "-t", "outbox", "--count")
+    assert (res.code, res.out.strip()) == (0, "0"), res.err
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    res = cli("list", "-t", "outbox", "--count")
+    assert (res.code, res.out.strip()) == (0, "0"), res.err
+    from streamq import Outbox
+
+    assert Outbox("outbox").region == "us-east-1"
