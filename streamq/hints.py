@@ -11,6 +11,7 @@ Pure: no boto3, no I/O beyond the environment.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -84,6 +85,22 @@ def command(settings: Settings, *words: str, region: str | None = None,
             env: Mapping[str, str] | None = None) -> str:
     """``streamq WORDS... <connection flags>``, quoted for a POSIX shell."""
     return shlex.join(["streamq", *words, *connection_flags(settings, region=region, env=env)])
+
+
+#: ``streamq`` starting a command inside a hint written as prose ("see them: streamq list").
+_COMMAND = re.compile(r"(?<![\w./-])streamq (?=[a-z])")
+
+
+def with_connection(text: str, settings: Settings, *, region: str | None = None,
+                    env: Mapping[str, str] | None = None) -> str:
+    """A hint in prose with the connection flags after every ``streamq`` that starts a
+    command (the shared options are accepted before the command too), so that
+    ``streamq list`` printed by ``streamq --sandbox doctor`` reads
+    ``streamq --sandbox list``."""
+    flags = connection_flags(settings, region=region, env=env)
+    if not flags:
+        return text
+    return _COMMAND.sub(lambda _: f"streamq {shlex.join(flags)} ", text)
 
 
 def connection_record(settings: Settings, region: str | None,

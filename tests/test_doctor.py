@@ -127,7 +127,10 @@ def test_trigger_disabled(world: World) -> None:
     world.update(Enabled=False)
     got = breaks(world, "trigger.state", "fail", contains="Disabled",
                  fix=lambda: world.update(Enabled=True))
-    assert got["check"]["hint"] == "streamq config-trigger --enable --yes"
+    # The hint reaches this outbox when pasted (the connection doctor ran with).
+    assert got["check"]["hint"] == (
+        f"streamq --region us-east-1 --endpoint-url {world.url} --table {TABLE} "
+        f"--function {FUNCTION} config-trigger --enable --yes")
 
 
 def test_insert_only_filter_drops_refires(world: World) -> None:
@@ -288,7 +291,8 @@ def test_exit_codes_and_table_view(world: World) -> None:
                   world.url, "-o", "table")
         assert res.code == 3
         assert "trigger.state" in res.out and "unhealthy" in res.out
-        assert "streamq config-trigger --enable --yes" in res.out
+        assert (f"--function {FUNCTION} config-trigger --enable --yes"
+                in " ".join(res.out.split()))  # the hint, folded at spaces
     finally:
         world.update(Enabled=True)
     res = cli("doctor", "--table", "nope", "--endpoint-url", world.url, "-o", "json")

@@ -170,3 +170,20 @@ def test_config_trigger_restore_hint_works_from_a_clean_shell(
     assert res.code == 0, res.err
     res = cli("config-trigger", *conn, "--export")
     assert json.loads(res.out)["BatchSize"] == 100
+
+
+def test_doctor_hints_reach_the_same_outbox_from_a_clean_shell(
+        ddb, endpoint, cli, monkeypatch) -> None:
+    """doctor's hints ("see them: streamq list; send them again: streamq refire ...")
+    carry the connection doctor ran with, like every other hint."""
+    seed(ddb, endpoint, 2)  # two failed records
+    _clean_shell(monkeypatch)
+    res = cli("doctor", "--table", TABLE, "--region", "us-east-1", "--endpoint-url",
+              endpoint, "-o", "json")
+    (outbox,) = [c for c in res.json()["checks"] if c["name"] == "outbox"]
+    assert outbox["status"] == "warn", outbox
+    argv = _hint(outbox["hint"], "send them again:")
+    assert argv[:4] == ["--region", "us-east-1", "--endpoint-url", endpoint], argv
+    res = cli(*argv)
+    assert res.code == 0, res.err
+    assert "table        outbox\n  records      2\n" in res.out + res.err, res
