@@ -128,6 +128,15 @@ def test_help_uses_the_terminal_width(cli: CliRunner, monkeypatch: pytest.Monkey
     assert max(widths) > cols - 12  # long help lines fill the width, not click's 80
 
 
+def test_help_examples_fit_80_columns(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An example is never wrapped, so it is written to fit: at 80 columns a longer one is
+    folded by the terminal in the middle of a word (`--ra` / `te 5`)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    long = [(" ".join(path) or "streamq", line) for path in _command_paths()
+            for line in cli(*path, "--help").out.splitlines() if len(line) > 80]
+    assert long == []
+
+
 # ---------------------------------------------------------------- item 14: completions
 
 

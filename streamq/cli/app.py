@@ -20,7 +20,7 @@ app = typer.Typer(
         "tune the Lambda trigger.\n\n"
         "Examples:\n\n"
         "  streamq --table mail_outbox list\n\n"
-        "  streamq list --status failed --older-than 1h -o ids | "
+        "  streamq list --status failed -o ids | "
         "streamq refire --ids-from - --yes\n\n"
         "  streamq config-trigger --retry-attempts 3 --bisect --dry-run\n\n"
         "Piped (stdout not a terminal), list, tail and watch print JSON lines and show, "

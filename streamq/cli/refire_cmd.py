@@ -168,7 +168,7 @@ def refire_cmd(
 
       streamq list --status failed -o ids | streamq refire --ids-from - --yes
 
-      streamq refire --status failed --older-than 1h --where 'last_error~429' --rate 5
+      streamq refire --status failed --where 'last_error~429' --rate 5 --yes
 
       streamq refire --due --yes                     # from cron: what is due now
 

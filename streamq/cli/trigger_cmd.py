@@ -148,11 +148,11 @@ def config_trigger_cmd(
 
       streamq config-trigger
 
-      streamq config-trigger --retry-attempts 3 --bisect --max-record-age 1h --dry-run
+      streamq config-trigger --retry-attempts 3 --max-record-age 1h --dry-run
 
       streamq config-trigger --filter insert,modify --yes
 
-      streamq config-trigger --on-failure arn:aws:sqs:eu-west-1:123456789012:dlq --yes
+      streamq config-trigger --on-failure arn:aws:sqs:eu-west-1:123456789012:dlq
 
       streamq config-trigger --metrics on --yes
 
