@@ -7,8 +7,11 @@ random points and resumed; deletes race the run; ``list`` and ``config-trigger``
 faults. Every verdict is read from the endpoint itself: the MODIFY records per key on the
 table's stream (never streamq's own word), the items, the trigger as moto holds it.
 
-Randomness is seeded: ``STREAMQ_CAMPAIGN_SEED=N`` replays a campaign (a new seed is drawn
-otherwise). Each test prints its seed first, so a failure's captured output names it.
+Randomness is seeded: a fixed seed by default, so that CI runs the campaign it was checked
+with; ``STREAMQ_CAMPAIGN_SEED=N`` replays another one, ``STREAMQ_CAMPAIGN_SEED=random``
+draws a new one (for campaigns run by hand). Each test prints its seed first, so a
+failure's captured output names it. (Thread timing still varies between runs: which
+request draws which fault is not fixed, only the draws.)
 ``pytest -s tests/test_fault_campaign.py`` also prints the campaign summary (the mix, the
 ids, the outcomes and exit codes of every run) at the end.
 """
@@ -33,7 +36,11 @@ from tests.helpers import CliRunner, Result, batch_put, create_table, create_tri
 from tests.test_faults import finish, spawn, wait_until
 from tests.test_refire import TABLE, count_of, seed, stream_events
 
-SEED = int(os.environ.get("STREAMQ_CAMPAIGN_SEED") or secrets.randbelow(2**31))
+#: Checked in full runs; see the module's docstring.
+DEFAULT_SEED = 1740981849
+_seed_env = os.environ.get("STREAMQ_CAMPAIGN_SEED", "").strip()
+SEED = (secrets.randbelow(2**31) if _seed_env == "random"
+        else int(_seed_env) if _seed_env else DEFAULT_SEED)
 N = 300  # records per scenario
 #: The campaign's mix on writes: 18 % of requests get a fault.
 MIX = Mix(drop=0.03, lose=0.04, lose500=0.03, error5xx=0.03, throttle=0.04, stall=0.01,
