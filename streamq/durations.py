@@ -48,3 +48,15 @@ def humanize(seconds: float | None) -> str:
         return f"{h}h{m:02d}m" if m else f"{h}h"
     d, h = divmod(s // 3600, 24)
     return f"{d}d{h}h" if h else f"{d}d"
+
+
+def exact_duration(seconds: float) -> str:
+    """A duration as the flags take it, without rounding (:func:`parse_duration` reads it
+    back to the same value): ``1h``, ``5m``, ``90s``, ``1.5s``."""
+    if seconds == int(seconds):
+        s = int(seconds)
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if s >= size and s % size == 0:
+                return f"{s // size}{unit}"
+        return f"{s}s"
+    return f"{seconds:g}s"

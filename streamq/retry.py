@@ -31,7 +31,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
-from .durations import humanize, parse_duration
+from .durations import exact_duration, humanize, parse_duration
 from .errors import BadInput
 
 DEFAULT_BACKOFF = "base=1m,factor=2,jitter=0.2,cap=6h"
@@ -46,16 +46,6 @@ _SPEC_HELP = ("use e.g. base=1m,factor=2,jitter=0.2,cap=6h (any subset; a bare d
               "is the base)")
 
 
-def _fmt_duration(seconds: float) -> str:
-    if seconds == int(seconds):
-        s = int(seconds)
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-            if s >= size and s % size == 0:
-                return f"{s // size}{unit}"
-        return f"{s}s"
-    return f"{seconds:g}s"
-
-
 @dataclass(frozen=True)
 class Backoff:
     """``base`` and ``cap`` in seconds; ``factor`` >= 1; ``jitter`` a fraction in [0, 1)."""
@@ -66,8 +56,8 @@ class Backoff:
     cap: float = 21600.0
 
     def __str__(self) -> str:
-        return (f"base={_fmt_duration(self.base)},factor={self.factor:g},"
-                f"jitter={self.jitter:g},cap={_fmt_duration(self.cap)}")
+        return (f"base={exact_duration(self.base)},factor={self.factor:g},"
+                f"jitter={self.jitter:g},cap={exact_duration(self.cap)}")
 
     def nominal(self, attempts: int) -> float:
         """The delay after ``attempts`` failed attempts, before jitter (capped)."""
@@ -119,8 +109,8 @@ def parse_backoff(text: str, *, what: str = "backoff") -> Backoff:
                 jitter=values.get("jitter", default.jitter),
                 cap=values.get("cap", max(default.cap, values.get("base", 0.0))))
     if b.cap < b.base:
-        raise BadInput(f"invalid {what} {text!r}: cap ({_fmt_duration(b.cap)}) is below "
-                       f"base ({_fmt_duration(b.base)})")
+        raise BadInput(f"invalid {what} {text!r}: cap ({exact_duration(b.cap)}) is below "
+                       f"base ({exact_duration(b.base)})")
     return b
 
 

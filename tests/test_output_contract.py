@@ -119,3 +119,54 @@ def test_sandbox_status_names_handed_and_delivered_with_iso_times() -> None:
     text = out.getvalue()
     assert "10 handed to the handler" in text and "7 delivered" in text
     assert "bisect true" in text and "True" not in text
+    flat = " ".join(text.split())
+    assert "window 0s" in flat and "max age 1m" in flat  # durations, not bare seconds
+    doc["poller"]["settings"]["MaximumRecordAgeInSeconds"] = -1
+    out = io.StringIO()
+    show_status(doc, out)
+    assert "max age infinite" in " ".join(out.getvalue().split())
+
+
+def test_config_show_prints_durations_as_the_flags_take_them(cli: CliRunner) -> None:
+    table = cli("config", "show", "-o", "table").out
+    assert re.search(r"stuck_after +5m +default", table), table
+    table = cli("config", "show", "-o", "table", "--stuck-after", "90s").out
+    assert re.search(r"stuck_after +90s +flag", table), table
+    assert cli("config", "show", "-o", "json").json()["settings"]["stuck_after"]["value"] == 300
+
+
+def test_a_piped_view_is_80_columns_even_from_a_wide_terminal(tmp_path: Path) -> None:
+    """``-o table`` into a file, from a 160-column terminal (stdin and stderr on it) with
+    COLUMNS unset: laid out for 80 columns, as the README says (rich alone took the
+    terminal's width from stdin/stderr); COLUMNS still chooses."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    def widths(columns: str | None) -> int:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        env.update(STREAMQ_TABLE="t" * 120, STREAMQ_SANDBOX_DIR=str(tmp_path / "none"))
+        if columns is not None:
+            env["COLUMNS"] = columns
+        out = tmp_path / "view.txt"
+        try:
+            with out.open("w") as fh:
+                proc = subprocess.run([sys.executable, "-m", "streamq.cli", "config", "show",
+                                       "-o", "table"], stdin=slave, stdout=fh, stderr=slave,
+                                      env=env, cwd=tmp_path, timeout=60)
+        finally:
+            os.close(slave)
+            os.close(master)
+        assert proc.returncode == 0
+        lines = out.read_text().splitlines()
+        assert any("ttttt" in line for line in lines)
+        return max(len(line) for line in lines)
+
+    assert widths(None) <= 80
+    assert 80 < widths("160") <= 160

@@ -31,11 +31,15 @@ def show(
       STREAMQ_TABLE=orders_outbox streamq config show -o json
     """
     from .. import render
+    from ..durations import exact_duration
 
     rows = []
     for key in DEFAULTS:
         value = getattr(settings, key)
-        rows.append((key, "" if value is None else str(value), settings.sources.get(key, "")))
+        # A duration reads as --stuck-after takes it (5m), not as seconds (300.0).
+        text = ("" if value is None else exact_duration(value) if key == "stuck_after"
+                else str(value))
+        rows.append((key, text, settings.sources.get(key, "")))
     if render.table_or_json(value_of(output)) == "json":
         from ..schemas import CONFIG
 

@@ -51,7 +51,21 @@ def _console(stream: IO[str]) -> Console:
     from rich.console import Console
 
     return Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")) or None,
-                   highlight=False, soft_wrap=False)
+                   highlight=False, soft_wrap=False, width=piped_width(stream))
+
+
+def piped_width(stream: IO[str]) -> int | None:
+    """The width of a view written to a file or a pipe: COLUMNS, or 80 (as the README
+    says); None on a terminal (its own width). Rich alone would take the width of
+    whichever of stdin, stdout and stderr is a terminal, so ``doctor -o table > f`` in a
+    wide terminal wrote lines as wide as it."""
+    if is_tty(stream):
+        return None
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    return columns if columns > 0 else 80
 
 
 def err_console() -> Console:

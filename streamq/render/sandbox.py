@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from ..durations import humanize
+from ..durations import exact_duration, humanize
 from . import _console
 
 
@@ -93,7 +93,7 @@ def show_status(doc: dict[str, Any], out: IO[str] | None = None) -> None:
                         f"{text_value(settings.get('MaximumBatchingWindowInSeconds'))}s, "
                         f"retries {text_value(settings.get('MaximumRetryAttempts'))}, bisect "
                         f"{text_value(settings.get('BisectBatchOnFunctionError'))}, max age "
-                        f"{text_value(settings.get('MaximumRecordAgeInSeconds'))}"),
+                        f"{_age(settings.get('MaximumRecordAgeInSeconds'))}"),
             ("invocations", f"{poller.get('invocations', 0)} "
                             f"({poller.get('function_errors', 0)} function errors), last "
                             f"{text_value(poller.get('last_invocation_at'))}"),
@@ -108,3 +108,12 @@ def show_status(doc: dict[str, Any], out: IO[str] | None = None) -> None:
         if poller.get("last_error"):
             rows.append(("last error", str(poller["last_error"])))
     print_fold(console, [(k, text_value(v), "") for k, v in rows])
+
+
+def _age(seconds: Any) -> str:
+    """MaximumRecordAgeInSeconds as a duration (1h), -1 as infinite (AWS's meaning)."""
+    from . import text_value
+
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return text_value(seconds)
+    return "infinite" if seconds == -1 else exact_duration(seconds)
