@@ -190,6 +190,9 @@ class Doctor:
             if c.hint and "streamq " in c.hint:
                 # A hint is pasted into another shell: it must reach this outbox.
                 c.hint = hints.with_connection(c.hint, self.settings, region=self._region())
+            if c.hint and "aws " in c.hint:
+                c.hint = hints.with_aws_connection(c.hint, self.settings,
+                                                   region=self._region())
             self.checks.setdefault(c.name, []).append(c)
 
     def _region(self) -> str | None:
@@ -385,7 +388,8 @@ class Doctor:
                          "metrics.delivery", "metrics.trigger"):
                 self._put(_cannot(name, err, "cloudwatch:GetMetricData"))
         else:
-            self._put(*_metric_checks(self.metrics, mapping, self.opt))
+            self._put(*_metric_checks(self.metrics, mapping, self.opt,
+                                      sandbox=self.settings.sandbox))
 
     # ------------------------------------------------------------------ outbox, scale
 
@@ -825,7 +829,7 @@ def _destination_checks(dest: Destination, settings: Settings) -> list[Check]:
 
 
 def _metric_checks(m: MetricsReport, mapping: dict[str, Any],
-                   opt: DoctorOptions) -> list[Check]:
+                   opt: DoctorOptions, *, sandbox: bool = False) -> list[Check]:
     window = humanize(opt.since)
     nodata = (f"no metrics: CloudWatch has no {{}} for {m.function} in the last {window}")
     out: list[Check] = []
@@ -862,9 +866,9 @@ def _metric_checks(m: MetricsReport, mapping: dict[str, Any],
         per_min = n_inv / max(m.window / 60, 1)
         text = (f"{n_err} error(s) in {n_inv} invocation(s) over the last {window} "
                 f"({rate:.0%}; {_rate(per_min)} invocations/min)")
-        hint = (f"the handler raised: a raised error retries the whole batch and blocks its "
-                f"shard; see its logs: aws logs tail /aws/lambda/{m.function} --since "
-                f"{window}")
+        hint = ("the handler raised: a raised error retries the whole batch and blocks its "
+                "shard; " + ("see its logs: streamq sandbox logs" if sandbox else
+                   f"see its logs: aws logs tail /aws/lambda/{m.function} --since {window}"))
         if n_err == 0:
             out.append(Check("metrics.errors", "ok", text, data=data))
         else:

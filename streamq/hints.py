@@ -88,7 +88,7 @@ def command(settings: Settings, *words: str, region: str | None = None,
 
 
 #: ``streamq`` starting a command inside a hint written as prose ("see them: streamq list").
-_COMMAND = re.compile(r"(?<![\w./-])streamq (?=[a-z])")
+_COMMAND = re.compile(r"(?<![\w./-])streamq (?=[a-z])(?!sandbox )")
 
 
 def with_connection(text: str, settings: Settings, *, region: str | None = None,
@@ -101,6 +101,41 @@ def with_connection(text: str, settings: Settings, *, region: str | None = None,
     if not flags:
         return text
     return _COMMAND.sub(lambda _: f"streamq {shlex.join(flags)} ", text)
+
+
+#: ``aws SERVICE OPERATION`` where an AWS CLI command starts in a hint (not ``/aws/``
+#: or ``arn:aws:`` inside a value).
+_AWS_COMMAND = re.compile(r"(?<![\w/:.-])aws (?=[a-z0-9-]+ [a-z0-9-]+)")
+
+
+def aws_cli_flags(settings: Settings, *, region: str | None = None,
+                  env: Mapping[str, str] | None = None) -> list[str]:
+    """The AWS CLI's global options that reach the same AWS as these settings:
+    ``--profile``, ``--region``, ``--endpoint-url`` (AWS CLI v2 reference: global
+    options, accepted before the service command)."""
+    out: list[str] = []
+    profile = None if settings.sandbox else profile_of(settings, env)
+    if profile:
+        out += ["--profile", profile]
+    reg = settings.region or region or _env("AWS_REGION", "AWS_DEFAULT_REGION", env=env)
+    if reg:
+        out += ["--region", reg]
+    # Not AWS_ENDPOINT_URL_DYNAMODB: the commands are for other services too.
+    endpoint = settings.endpoint_url or _env("AWS_ENDPOINT_URL", env=env)
+    if endpoint:
+        out += ["--endpoint-url", endpoint]
+    return out
+
+
+def with_aws_connection(text: str, settings: Settings, *, region: str | None = None,
+                        env: Mapping[str, str] | None = None) -> str:
+    """A hint in prose with the AWS CLI's connection options after every ``aws`` that
+    starts a command, so that ``aws lambda put-function-concurrency ...`` printed for a
+    profile and region acts on the same function when pasted."""
+    flags = aws_cli_flags(settings, region=region, env=env)
+    if not flags:
+        return text
+    return _AWS_COMMAND.sub(lambda _: f"aws {shlex.join(flags)} ", text)
 
 
 def connection_record(settings: Settings, region: str | None,

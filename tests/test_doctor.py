@@ -8,6 +8,7 @@ these tests (they never use the resetting ``endpoint`` fixture)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -175,6 +176,9 @@ def test_reserved_concurrency_zero(world: World) -> None:
     got = breaks(world, "function.concurrency", "fail", contains="reserved concurrency is 0",
                  fix=lambda: world.lam.delete_function_concurrency(FunctionName=FUNCTION))
     assert "delete-function-concurrency" in got["check"]["hint"]
+    # The AWS CLI command reaches the same AWS when pasted: doctor's region and endpoint.
+    assert re.search(r"aws --region \S+ --endpoint-url " + re.escape(world.url)
+                     + " lambda delete-function-concurrency", got["check"]["hint"]), got
 
 
 def test_function_deleted(world: World) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streamq.config import Settings, resolve
-from streamq.hints import command, connection_flags
+from streamq.hints import command, connection_flags, with_aws_connection, with_connection
 from tests.faultproxy import FaultProxy, Mix
 from tests.helpers import create_trigger
 from tests.test_refire import TABLE, count_of, item, modify_counts, seed
@@ -187,3 +187,20 @@ def test_doctor_hints_reach_the_same_outbox_from_a_clean_shell(
     res = cli(*argv)
     assert res.code == 0, res.err
     assert "table        outbox\n  records      2\n" in res.out + res.err, res
+
+
+def test_aws_cli_hints_carry_the_connection() -> None:
+    """An ``aws ...`` command in a hint gets the AWS CLI's global options for the same
+    profile, region and endpoint; values that merely contain "aws" are left alone."""
+    s = Settings(profile="ops", region="eu-west-1", endpoint_url="http://127.0.0.1:9")
+    text = ("see its logs: aws logs tail /aws/lambda/f --since 1h; or aws lambda "
+            "get-function --function-name arn:aws:lambda:eu-west-1:1:function:f")
+    got = with_aws_connection(text, s, env={})
+    flags = "--profile ops --region eu-west-1 --endpoint-url http://127.0.0.1:9"
+    assert got == (f"see its logs: aws {flags} logs tail /aws/lambda/f --since 1h; or aws "
+                   f"{flags} lambda get-function --function-name "
+                   "arn:aws:lambda:eu-west-1:1:function:f")
+    assert with_aws_connection(text, Settings(), env={}) == text
+    # A sandbox command takes no connection flags: it is pasted as printed.
+    sbx = Settings(sandbox=True, endpoint_url="http://127.0.0.1:9", region="us-east-1")
+    assert with_connection("see: streamq sandbox logs", sbx, env={}) == "see: streamq sandbox logs"
