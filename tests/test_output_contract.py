@@ -170,3 +170,44 @@ def test_a_piped_view_is_80_columns_even_from_a_wide_terminal(tmp_path: Path) ->
 
     assert widths(None) <= 80
     assert 80 < widths("160") <= 160
+
+
+def test_no_progress_line_while_ids_stream_through_a_pipe(ddb: Any, endpoint: str,
+                                                           tmp_path: Path) -> None:
+    """``list -o ids | head`` at a terminal: the spinner on stderr would share the
+    terminal with what the pipe's reader prints, so it is not shown; into a file it is."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    create_table(ddb, "outbox")
+    ddb.put_item(TableName="outbox", Item={"id": {"S": "msg-1"}, "last_error": {"S": "x"}})
+
+    def terminal_shows(stdout: Any) -> str:
+        master, slave = pty.openpty()
+        env = {**os.environ, "STREAMQ_SANDBOX_DIR": str(tmp_path / "none")}
+        env.pop("NO_COLOR", None)
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "streamq.cli", "list", "-t", "outbox", "-o", "ids",
+                 "--endpoint-url", endpoint], stdin=slave, stdout=stdout, stderr=slave,
+                env=env, timeout=60)
+            assert proc.returncode == 0
+            os.close(slave)
+            seen = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the pty is closed and drained
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        finally:
+            os.close(master)
+        return seen.decode(errors="replace")
+
+    assert "scanning" not in terminal_shows(subprocess.PIPE)
+    with (tmp_path / "ids.txt").open("w") as fh:
+        assert "scanning" in terminal_shows(fh)

@@ -512,8 +512,23 @@ class Progress:
 
 def progress_allowed(streams_to_stdout: bool) -> bool:
     """A live progress line on stderr only when stderr is a terminal, and not while data
-    streams to that same terminal on stdout (the two would garble each other)."""
-    return is_tty(sys.stderr) and not (streams_to_stdout and is_tty(sys.stdout))
+    streams to that same terminal on stdout (the two would garble each other), directly
+    or through a pipe (``list -o ids | head`` prints to it too); into a file it shows."""
+    return is_tty(sys.stderr) and not (streams_to_stdout and _may_reach_a_terminal(sys.stdout))
+
+
+def _may_reach_a_terminal(stream: IO[str]) -> bool:
+    """A terminal, or a pipe or socket whose reader may print to one; not a regular file
+    or a device such as /dev/null."""
+    import stat
+
+    if is_tty(stream):
+        return True
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, ValueError, OSError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 @contextmanager
