@@ -7,8 +7,10 @@ import io
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 
@@ -295,3 +297,24 @@ def assert_schema(name: str, doc: Any) -> None:
         assert "schema_version" not in doc, name
     else:
         assert doc["schema_version"] == version, name
+
+
+@contextlib.contextmanager
+def running_sandbox(directory: Path, *up_args: str) -> Iterator[Path]:
+    """``streamq sandbox up UP_ARGS`` with its state in ``directory`` (STREAMQ_SANDBOX_DIR
+    set for the duration), stopped and the variable restored however the block ends."""
+    import os
+
+    old = os.environ.get("STREAMQ_SANDBOX_DIR")
+    os.environ["STREAMQ_SANDBOX_DIR"] = str(directory)
+    try:
+        cli = CliRunner()
+        res = cli("sandbox", "up", *up_args, "-o", "json")
+        assert res.code == 0, res.err
+        yield directory
+    finally:
+        CliRunner()("sandbox", "down")
+        if old is None:
+            os.environ.pop("STREAMQ_SANDBOX_DIR", None)
+        else:
+            os.environ["STREAMQ_SANDBOX_DIR"] = old

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, running_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +42,8 @@ COUNT, UNDELIVERABLE_EVERY = 30, 5
 @pytest.fixture(scope="module")
 def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("retry-sandbox")
-    old = os.environ.get("STREAMQ_SANDBOX_DIR")
-    os.environ["STREAMQ_SANDBOX_DIR"] = str(directory)
-    try:
-        res = cli("sandbox", "up", "--api-rate", str(API_RATE), "-o", "json")
-        assert res.code == 0, res.err
-        yield directory
-    finally:
-        cli("sandbox", "down", "--yes")
-        if old is None:
-            os.environ.pop("STREAMQ_SANDBOX_DIR", None)
-        else:
-            os.environ["STREAMQ_SANDBOX_DIR"] = old
+    with running_sandbox(directory, "--api-rate", str(API_RATE)) as d:
+        yield d
 
 
 def api_log(directory: Path) -> list[dict[str, Any]]:

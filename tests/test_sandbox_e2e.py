@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CliRunner, assert_schema, pty_run
+from tests.helpers import CliRunner, assert_schema, pty_run, running_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -26,22 +26,9 @@ API_RATE = 20
 
 @pytest.fixture(scope="module")
 def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    import os
-
-    directory = tmp_path_factory.mktemp("sandbox")
-    old = os.environ.get("STREAMQ_SANDBOX_DIR")
-    os.environ["STREAMQ_SANDBOX_DIR"] = str(directory)
-    try:
-        # A low API limit, so the seed's burst is rate limited however slow the machine.
-        res = cli("sandbox", "up", "--api-rate", str(API_RATE), "-o", "json")
-        assert res.code == 0, res.err
-        yield directory
-    finally:
-        cli("sandbox", "down", "--yes")
-        if old is None:
-            os.environ.pop("STREAMQ_SANDBOX_DIR", None)
-        else:
-            os.environ["STREAMQ_SANDBOX_DIR"] = old
+    # A low API limit, so the seed's burst is rate limited however slow the machine.
+    with running_sandbox(tmp_path_factory.mktemp("sandbox"), "--api-rate", str(API_RATE)) as d:
+        yield d
 
 
 @pytest.fixture()
