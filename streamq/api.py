@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import config
+from . import outbox as _outbox  # loaded with .health anyway; per-record calls below
 from .drift import DriftReport, FieldCheck
 from .errors import BadInput, Refused, StreamqError
 from .health import Check
@@ -218,16 +219,12 @@ class Record:
     @property
     def key(self) -> dict[str, Any]:
         """The key attributes as plain values (``{"id": "msg-1"}``)."""
-        from .outbox import key_plain
-
-        return key_plain(self._raw.key, self._info)
+        return _outbox.key_plain(self._raw.key, self._info)
 
     @property
     def key_text(self) -> str:
         """The key as ``list -o ids`` prints it and ``refire --id`` reads it."""
-        from .outbox import key_text
-
-        return key_text(self._raw.key, self._info)
+        return _outbox.key_text(self._raw.key, self._info)
 
     @property
     def status(self) -> str:
@@ -278,9 +275,7 @@ class Record:
     def item(self) -> dict[str, Any]:
         """The whole item as plain values (only the key, created time and error when
         read with ``keys_only``)."""
-        from .outbox import item_to_plain
-
-        return item_to_plain(self._raw.item)
+        return _outbox.item_to_plain(self._raw.item)
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``list -o json`` prints it (schema ``record``)."""
@@ -1019,10 +1014,15 @@ class Outbox:
         def count(rec: _Raw) -> None:
             if rec.retry is not None and rec.last_attempt_from == s.created_attr:
                 fallbacks[0] += 1
-            if observe is not None:
+
+        if observe is not None:
+            # Every record read is observed anyway: count them all. Without an observer
+            # only the selected records are built (and counted).
+            def observed(rec: _Raw) -> None:
+                count(rec)
                 observe(rec)
 
-        sel.observe = count
+            sel.observe = observed
         scanned = [0]
 
         def page(n: int) -> None:
@@ -1037,6 +1037,8 @@ class Outbox:
             try:
                 it = iter(sort_records(raw, sort, limit)) if sort is not None else raw
                 for rec in it:
+                    if observe is None:
+                        count(rec)
                     yield Record(rec, info, statuses)
             finally:
                 raw.close()  # type: ignore[attr-defined]  # select() is a generator

@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -35,6 +35,7 @@ DEFAULT_STATUSES = ("failed", "stuck")
 #: status (``--status due``), never a record's ``status`` (failed stays failed).
 RETRY_STATUSES = RETRY_STATES
 SELECTABLE = (*STATUSES, *RETRY_STATUSES)
+_RETRY_SET = frozenset(RETRY_STATUSES)
 
 
 # --------------------------------------------------------------------------- schema
@@ -333,6 +334,26 @@ def parse_timestamp(av: AV | None) -> float | None:
     return value / 1000.0 if abs(value) >= 1e11 else value
 
 
+_fromiso = datetime.fromisoformat
+_UTC = timezone.utc
+
+
+def created_time(av: AV | None) -> float | None:
+    """:func:`parse_timestamp`, with its common case (an ISO date-time string without
+    surrounding spaces) inlined: classification runs it for every item a scan reads.
+    ``fromisoformat`` rejects surrounding whitespace, so any other form takes the general
+    path and the result is the same (tests/test_outbox_fast.py)."""
+    if av is not None:
+        s = av.get("S")
+        if s is not None and s[4:5] == "-" and s[:4].isdigit():
+            try:
+                dt = _fromiso(s)
+            except ValueError:
+                return parse_timestamp(av)
+            return (dt.replace(tzinfo=_UTC) if dt.tzinfo is None else dt).timestamp()
+    return parse_timestamp(av)
+
+
 def _as_int(av: AV | None) -> int | None:
     if av and "N" in av:
         try:
@@ -428,24 +449,65 @@ class Classifier:
         self.retry = retry
 
     def classify(self, item: Item) -> Record:
-        created_attr, error_attr, attempts_attr, count_attr = self._attrs
-        created = parse_timestamp(item.get(created_attr))
+        created = created_time(item.get(self._attrs[0]))
+        err = item.get(self._attrs[1])
+        error = None if err is None else _as_error(err)
+        return self._record(item, created, error)
+
+    def _record(self, item: Item, created: float | None, error: str | None) -> Record:
         age = None if created is None else self.now - created
-        error = _as_error(item.get(error_attr))
         if error is not None:
             status = "failed"
         elif age is None or age >= self._stuck_after:
             status = "stuck"
         else:
             status = "pending"
-        attempts = item.get(attempts_attr)
-        count = item.get(count_attr)
+        attempts = item.get(self._attrs[2])
+        count = item.get(self._attrs[3])
         rec = Record({name: item[name] for name in self._keys}, item, status, age, created,
                      None if attempts is None else _as_int(attempts), error,
                      None if count is None else _as_int(count))
         if status == "failed" and self.retry:
             self._retry(rec, item)
         return rec
+
+    def selected(self, items: Iterable[Item], wanted: set[str] | frozenset[str],
+                 ) -> list[Record]:
+        """The records of a page that ``wanted`` selects (what :meth:`classify` and
+        :meth:`Record.selected_by` decide, item by item), without building a record for
+        an item that cannot be selected: a scan of a large outbox is mostly pending
+        records that ``list`` never shows, and this loop is its cost per item."""
+        created_attr, error_attr = self._attrs[0], self._attrs[1]
+        now, stuck_after = self.now, self._stuck_after
+        # A failed record is selected by its status, or by its retry state.
+        failed_maybe = "failed" in wanted or bool(wanted & _RETRY_SET)
+        stuck, pending = "stuck" in wanted, "pending" in wanted
+        record, fromiso, utc = self._record, _fromiso, _UTC
+        out: list[Record] = []
+        for item in items:
+            err = item.get(error_attr)
+            error = None if err is None else _as_error(err)
+            if error is not None:
+                if failed_maybe:
+                    rec = record(item, created_time(item.get(created_attr)), error)
+                    if rec.selected_by(wanted):
+                        out.append(rec)
+                continue
+            av = item.get(created_attr)
+            # created_time(), inlined
+            if av is not None and (s := av.get("S")) is not None and s[4:5] == "-" and \
+                    s[:4].isdigit():
+                try:
+                    dt = fromiso(s)
+                except ValueError:
+                    created = parse_timestamp(av)
+                else:
+                    created = (dt.replace(tzinfo=utc) if dt.tzinfo is None else dt).timestamp()
+            else:
+                created = parse_timestamp(av)
+            if (stuck if created is None or now - created >= stuck_after else pending):
+                out.append(record(item, created, None))
+        return out
 
     def _retry(self, rec: Record, item: Item) -> None:
         s = self.s
@@ -764,8 +826,20 @@ ProgressFn = Callable[[int], None]
 
 
 def iter_items(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
-               on_page: ProgressFn | None = None) -> Iterator[Item]:
+               on_page: ProgressFn | None = None) -> Generator[Item, None, None]:
     """Every item the plan reads, streamed page by page (parallel segments in threads)."""
+    pages = iter_pages(aws, plan, stop=stop, on_page=on_page)
+    try:
+        for items in pages:
+            yield from items
+    finally:
+        pages.close()
+
+
+def iter_pages(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
+               on_page: ProgressFn | None = None) -> Generator[list[Item], None, None]:
+    """The pages the plan reads, as lists of items (parallel segments in threads, pages
+    in the order they arrive)."""
     client = aws.client("dynamodb", scan=True)
     stop = stop or threading.Event()
     call = client.query if plan.operation == "Query" else client.scan
@@ -786,8 +860,7 @@ def iter_items(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
             params["ExclusiveStartKey"] = last
 
     if len(plan.segments) == 1:
-        for items in pages(plan.segments[0]):
-            yield from items
+        yield from pages(plan.segments[0])
         return
 
     # At most one page waiting per two segments (and each worker holds one page while it
@@ -812,7 +885,7 @@ def iter_items(aws: Aws, plan: ScanPlan, *, stop: threading.Event | None = None,
         while remaining:
             kind, payload = q.get()
             if kind == "items":
-                yield from payload
+                yield payload
             elif kind == "error":
                 raise payload
             else:
@@ -857,12 +930,28 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
     classifier = Classifier(settings, info, now, retry=needs_retry(sel))
     wanted = set(sel.statuses)
     stop = stop or threading.Event()
-    items: Iterable[Item] = iter_items(aws, plan, stop=stop, on_page=on_page)
+    pages = iter_pages(aws, plan, stop=stop, on_page=on_page)
     index = next((ix for ix in info.indexes if ix.name == plan.index), None)
-    if index is not None and _missing(index, info, _classify_attrs(info, settings)):
-        items = _rehydrate(aws, info, items)
+    rehydrate = index is not None and _missing(index, info, _classify_attrs(info, settings))
     count = 0
     try:
+        if sel.observe is None and not rehydrate:
+            # Page by page: only the records the selection wants are built.
+            for page in pages:
+                for rec in classifier.selected(page, wanted):
+                    if sel.older_than is not None and (
+                            rec.age_seconds is not None and rec.age_seconds < sel.older_than):
+                        continue
+                    yield rec
+                    count += 1
+                    if sel.limit is not None and count >= sel.limit:
+                        return
+            return
+        # Every record is observed (or re-read from the table first): item by item, so
+        # an observer sees exactly the records read up to the limit.
+        items: Iterable[Item] = (item for page in pages for item in page)
+        if rehydrate:
+            items = _rehydrate(aws, info, items)
         for item in items:
             rec = classifier.classify(item)
             if sel.observe is not None:
@@ -878,9 +967,7 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
                 return
     finally:
         stop.set()
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        pages.close()
 
 
 def _rehydrate(aws: Aws, info: TableInfo, items: Iterable[Item]) -> Iterator[Item]:

@@ -8,11 +8,13 @@ eu-west-1 list`` (the AWS CLI accepts both), and hands the command a resolved
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+import gc
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -197,3 +199,21 @@ def choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | No
     if value is not None and value not in allowed:
         raise BadInput(f"invalid {option} {value!r}: use one of {', '.join(allowed)}")
     return value
+
+
+@contextlib.contextmanager
+def bulk_reading() -> Iterator[None]:
+    """Around a scan: a page is a few thousand small dicts, made and dropped again; at
+    the default thresholds the cyclic collector runs every 700 of them and, every few
+    runs, walks the whole heap (botocore's service models among it). Items hold no
+    cycles (reference counting frees them), so what exists is frozen out of the
+    collector's reach and the young generation is collected every 100,000 objects.
+    The process is the CLI's own; the library never touches the collector."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..config import Settings
-from .common import Output, SortOrder, TableOrJson, outbox_command, value_of
+from .common import Output, SortOrder, TableOrJson, bulk_reading, outbox_command, value_of
 
 STATUS_CHOICES = ("failed", "stuck", "pending", "due", "waiting", "dead", "all")
 FILTERS = "Selection"
@@ -95,7 +95,8 @@ def list_cmd(
     outbox = Outbox.from_settings(settings)
     started = time.monotonic()
     streams = not count and fmt != "table"
-    with render.progress("scanning", render.progress_allowed(streams)) as prog:
+    with render.progress("scanning", render.progress_allowed(streams)) as prog, \
+            bulk_reading():
         records = outbox.records(status, older_than, where, limit,
                                  sort=None if sort is None else sort.value,  # type: ignore[arg-type]
                                  keys_only=(value_of(output) == "ids" or count),
@@ -164,7 +165,7 @@ def stats_cmd(
     from ..api import Outbox
 
     outbox = Outbox.from_settings(settings)
-    with render.progress("counting") as prog:
+    with render.progress("counting") as prog, bulk_reading():
         doc = outbox.stats(where, segments=segments, segment=segment, index=index,
                            on_page=prog.advance).to_json()
     if render.table_or_json(value_of(output)) == "json":
