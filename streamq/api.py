@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -996,12 +997,13 @@ class Outbox:
         return describe_table(aws or self._base, self.table)
 
     def _records(self, sel: Selection, *, on_page: Callable[[int], None] | None = None,
-                 sort: str | None = None, limit: int | None = None) -> Records:
+                 sort: str | None = None, limit: int | None = None,
+                 info: TableInfo | None = None) -> Records:
         from .outbox import plan_scan, select, sort_records
         from .retry import describe
 
         aws = self._aws(max(16, sel.segments or 8))
-        info = self._describe(aws)
+        info = info or self._describe(aws)
         s = self._settings
         path = plan_scan(info, s, sel).describe()
         log.debug("access path: %s", path)
@@ -1079,27 +1081,93 @@ class Outbox:
     def count(self, status: Statuses = None, older_than: Duration | None = None,
               where: Where = None, *, segments: int | None = None,
               segment: str | tuple[int, int] | None = None, index: str | None = None,
-              on_page: Callable[[int], None] | None = None) -> int:
-        """How many records the selection matches (``streamq list --count``)."""
-        with self.records(status, older_than, where, keys_only=True, segments=segments,
-                          segment=segment, index=index, on_page=on_page) as recs:
+              on_page: Callable[[int], None] | None = None, processes: int | None = 1,
+              ) -> int:
+        """How many records the selection matches (``streamq list --count``).
+        ``processes``: worker processes that share the scan's segments (1: none; None:
+        one per core, up to 4, for a table of 128 MiB or more; streamq.parallel)."""
+        sel = build_selection(status, older_than, where, None, segments=segments,
+                              segment=segment, index=index, keys_only=True)
+        info, workers = self._workers(sel, processes)
+        if workers is not None:
+            return int(workers(task="count", on_page=on_page))
+        with self._records(sel, on_page=on_page, info=info) as recs:
             return sum(1 for _ in recs)
 
     def stats(self, where: Where = None, *, segments: int | None = None,
               segment: str | tuple[int, int] | None = None, index: str | None = None,
-              on_page: Callable[[int], None] | None = None) -> Stats:
+              on_page: Callable[[int], None] | None = None, processes: int | None = 1,
+              ) -> Stats:
         """Counts by status and retry state, the oldest record, an age histogram
-        (``streamq stats``)."""
+        (``streamq stats``). ``processes``: as for :meth:`count`."""
         from .outbox import Stats as Counter
 
         sel = build_selection("all", None, where, None, segments=segments, segment=segment,
                               index=index, keys_only=True)
         sel.retry_counts = True  # stats counts due, waiting and dead
-        counter = Counter()
-        with self._records(sel, on_page=on_page) as recs:
+        info, workers = self._workers(sel, processes)
+        if workers is not None:
+            counter = workers(task="stats", on_page=on_page)
+        else:
+            counter = Counter()
+            with self._records(sel, on_page=on_page, info=info) as recs:
+                for rec in recs:
+                    counter.add(rec._raw)
+                info = recs._info
+        assert info is not None and isinstance(counter, Counter)
+        return Stats._from_doc(counter.to_json(info))
+
+    def _write_lines(self, fmt: str, out: Any, sink: Callable[..., Any],
+                     status: Statuses = None, older_than: Duration | None = None,
+                     where: Where = None, *, segments: int | None = None,
+                     segment: str | tuple[int, int] | None = None, index: str | None = None,
+                     on_page: Callable[[int], None] | None = None,
+                     processes: int | None = 1) -> int:
+        """``list -o ids|jsonl`` without --sort or --limit: every selected record as
+        ``sink(fmt, key_names, out)`` writes it, in worker processes when ``processes``
+        says so (they render their own lines). Returns the number of records."""
+        sel = build_selection(status, older_than, where, None, segments=segments,
+                              segment=segment, index=index, keys_only=fmt == "ids")
+        info, workers = self._workers(sel, processes)
+        if workers is not None:
+            return int(workers(task="lines", on_page=on_page, fmt=fmt, sink=sink,
+                               write=out.write))
+        count = 0
+        with self._records(sel, on_page=on_page, info=info) as recs:
+            writer = sink(fmt, recs.key_names, out)
             for rec in recs:
-                counter.add(rec._raw)
-        return Stats._from_doc(counter.to_json(recs._info))
+                writer.write(rec)
+                count += 1
+        writer.close()
+        return count
+
+    def _workers(self, sel: Selection, processes: int | None) -> tuple[
+            TableInfo | None, Callable[..., Any] | None]:
+        """Whether this scan runs in worker processes (streamq.parallel): the table's
+        description (described once, for either way) and, when it does, the run."""
+        if processes == 1:
+            return None, None
+        if processes is not None and (isinstance(processes, bool)
+                                      or not isinstance(processes, int)
+                                      or not 1 <= processes <= 64):
+            raise BadInput(f"invalid --processes {processes!r}: 1 to 64")
+        from . import parallel
+        from .outbox import plan_scan
+
+        aws = self._aws(max(16, sel.segments or 8))
+        info = self._describe(aws)
+        plan = plan_scan(info, self._settings, sel)
+        n = parallel.how_many(processes, info, plan)
+        if (n <= 1 or plan.index is not None or sel.observe is not None
+                or sel.limit is not None or self._settings.session is not None):
+            return info, None
+        log.debug("access path: %s; %d worker processes", plan.describe(), n)
+        settings, now = self._settings, time.time()
+
+        def run(**kw: Any) -> Any:
+            return parallel.run(aws, settings, info, plan, sel, processes=n, now=now, **kw)
+
+        return info, run
 
     def show(self, key: Key) -> Record:
         """One record, whole, read with a consistent read (``streamq show``): ``key`` as

@@ -924,9 +924,10 @@ def fetch_items(aws: Aws, info: TableInfo, keys: Sequence[Item]) -> Iterator[Ite
 
 def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
            stop: threading.Event | None = None, on_page: ProgressFn | None = None,
-           now: float | None = None) -> Iterator[Record]:
-    """Records matching the selection, streamed (stops reading at --limit)."""
-    plan = plan_scan(info, settings, sel)
+           now: float | None = None, plan: ScanPlan | None = None) -> Iterator[Record]:
+    """Records matching the selection, streamed (stops reading at --limit). ``plan``:
+    read these segments of the selection's plan (a worker of streamq.parallel)."""
+    plan = plan or plan_scan(info, settings, sel)
     classifier = Classifier(settings, info, now, retry=needs_retry(sel))
     wanted = set(sel.statuses)
     stop = stop or threading.Event()
@@ -1041,6 +1042,23 @@ class Stats:
             if rec.age_seconds < upper:
                 self.histogram[name] += 1
                 break
+
+    def merge(self, other: Stats) -> None:
+        """Add another share of the same scan (a worker's, streamq.parallel)."""
+        self.total += other.total
+        self.unknown_age += other.unknown_age
+        for name, n in other.counts.items():
+            self.counts[name] += n
+        for name, n in other.histogram.items():
+            self.histogram[name] += n
+        for name, n in other.retry.items():
+            self.retry[name] += n
+        if other.oldest_age is not None and (self.oldest_age is None
+                                             or other.oldest_age > self.oldest_age):
+            self.oldest_age, self.oldest_key = other.oldest_age, other.oldest_key
+        if other.next_due_at is not None and (self.next_due_at is None
+                                              or other.next_due_at < self.next_due_at):
+            self.next_due_at, self.next_due_key = other.next_due_at, other.next_due_key
 
     def to_json(self, info: TableInfo) -> dict[str, Any]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated
 
@@ -35,6 +36,11 @@ WhereOpt = Annotated[list[str] | None, typer.Option(
 SegmentsOpt = Annotated[int | None, typer.Option(
     "--segments", min=1, max=1000, help="Parallel scan segments [default: 1 per MiB, up to 8].",
     rich_help_panel=FILTERS, show_default=False)]
+ProcessesOpt = Annotated[int | None, typer.Option(
+    "--processes", min=1, max=64,
+    help="Worker processes sharing the segments, for when one core is the limit (1: none) "
+    "[default: 1 per core, up to 4, for a table of 128 MiB or more].",
+    rich_help_panel=FILTERS, show_default=False)]
 SegmentOpt = Annotated[str | None, typer.Option(
     "--segment", help="Scan only segment I of N (I/N, from 0), to split a scan across machines.",
     rich_help_panel=FILTERS, show_default=False)]
@@ -63,6 +69,7 @@ def list_cmd(
     segments: SegmentsOpt = None,
     segment: SegmentOpt = None,
     index: IndexOpt = None,
+    processes: ProcessesOpt = None,
 ) -> None:
     """List stuck and failed records: the part of the queue that needs you.
 
@@ -87,6 +94,8 @@ def list_cmd(
       streamq list --where 'tenant=acme' --where 'attempts>=3' -o csv > stuck.csv
 
       streamq list --status dead --backoff base=30s --max-attempts 5
+
+      streamq list -o ids --segments 8 --processes 2 > stuck.txt
     """
     from .. import render
     from ..api import Outbox
@@ -97,6 +106,17 @@ def list_cmd(
     streams = not count and fmt != "table"
     with render.progress("scanning", render.progress_allowed(streams)) as prog, \
             bulk_reading():
+        if sort is None and limit is None and (count or fmt in ("ids", "jsonl")):
+            # The whole selection, streamed: the scan may be spread over processes.
+            if count:
+                typer.echo(outbox.count(status, older_than, where, segments=segments,
+                                        segment=segment, index=index,
+                                        on_page=prog.advance, processes=processes))
+            else:
+                outbox._write_lines(fmt, sys.stdout, render.open_sink, status, older_than,
+                                    where, segments=segments, segment=segment, index=index,
+                                    on_page=prog.advance, processes=processes)
+            return
         records = outbox.records(status, older_than, where, limit,
                                  sort=None if sort is None else sort.value,  # type: ignore[arg-type]
                                  keys_only=(value_of(output) == "ids" or count),
@@ -151,6 +171,7 @@ def stats_cmd(
     segments: SegmentsOpt = None,
     segment: SegmentOpt = None,
     index: IndexOpt = None,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Count the queue by status, with the oldest record and an age histogram; failed
     records also by retry state (due, waiting, dead), with when the next one is due.
@@ -167,7 +188,7 @@ def stats_cmd(
     outbox = Outbox.from_settings(settings)
     with render.progress("counting") as prog, bulk_reading():
         doc = outbox.stats(where, segments=segments, segment=segment, index=index,
-                           on_page=prog.advance).to_json()
+                           on_page=prog.advance, processes=processes).to_json()
     if render.table_or_json(value_of(output)) == "json":
         render.print_json(doc)
     else:
