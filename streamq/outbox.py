@@ -934,19 +934,12 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
     pages = iter_pages(aws, plan, stop=stop, on_page=on_page)
     index = next((ix for ix in info.indexes if ix.name == plan.index), None)
     rehydrate = index is not None and _missing(index, info, _classify_attrs(info, settings))
-    count = 0
-    try:
+
+    def candidates() -> Generator[Record, None, None]:
         if sel.observe is None and not rehydrate:
             # Page by page: only the records the selection wants are built.
             for page in pages:
-                for rec in classifier.selected(page, wanted):
-                    if sel.older_than is not None and (
-                            rec.age_seconds is not None and rec.age_seconds < sel.older_than):
-                        continue
-                    yield rec
-                    count += 1
-                    if sel.limit is not None and count >= sel.limit:
-                        return
+                yield from classifier.selected(page, wanted)
             return
         # Every record is observed (or re-read from the table first): item by item, so
         # an observer sees exactly the records read up to the limit.
@@ -957,8 +950,13 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
             rec = classifier.classify(item)
             if sel.observe is not None:
                 sel.observe(rec)
-            if not rec.selected_by(wanted):
-                continue
+            if rec.selected_by(wanted):
+                yield rec
+
+    found = candidates()
+    count = 0
+    try:
+        for rec in found:
             if sel.older_than is not None and (
                     rec.age_seconds is not None and rec.age_seconds < sel.older_than):
                 continue
@@ -968,6 +966,7 @@ def select(aws: Aws, info: TableInfo, settings: Settings, sel: Selection, *,
                 return
     finally:
         stop.set()
+        found.close()
         pages.close()
 
 
