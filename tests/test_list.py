@@ -309,3 +309,23 @@ def test_reader_going_away_is_not_a_failure(ddb) -> None:
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 1 and proc.stderr == ""
+
+
+def test_count_on_a_terminal_prints_under_no_progress_line(ddb) -> None:
+    """`streamq list --count` at a terminal: the progress line is gone before the number
+    prints (printed under it, the number stayed glued to the spinner's last frame)."""
+    import re
+
+    from tests.helpers import pty_run
+
+    create_table(ddb, "outbox")
+    items, truth = outbox_items(3000)
+    batch_put(ddb, "outbox", items)
+    code, screen = pty_run(["list", "-t", "outbox", "--count", "--segments", "4"])
+    assert code == 0, screen
+    want = str(len(truth["failed"] | truth["stuck"]))
+    # What the terminal shows at the end: the last line written is the number, alone.
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r", "\n").split("\n")
+    shown = [line for line in last if line.strip()]
+    assert shown[-1].strip() == want, shown[-3:]
+    assert not any("scanning" in line and want in line for line in shown), shown[-3:]

@@ -38,7 +38,7 @@ SegmentsOpt = Annotated[int | None, typer.Option(
     rich_help_panel=FILTERS, show_default=False)]
 ProcessesOpt = Annotated[int | None, typer.Option(
     "--processes", min=1, max=64,
-    help="Worker processes sharing the segments, for when one core is the limit (1: none) "
+    help="Processes sharing the segments, for when one core is the limit (1: this one only) "
     "[default: 1 per core, up to 4, for a table of 128 MiB or more].",
     rich_help_panel=FILTERS, show_default=False)]
 SegmentOpt = Annotated[str | None, typer.Option(
@@ -104,31 +104,38 @@ def list_cmd(
     outbox = Outbox.from_settings(settings)
     started = time.monotonic()
     streams = not count and fmt != "table"
+    counted: int | None = None
     with render.progress("scanning", render.progress_allowed(streams)) as prog, \
             bulk_reading():
         if sort is None and limit is None and (count or fmt in ("ids", "jsonl")):
             # The whole selection, streamed: the scan may be spread over processes.
             if count:
-                typer.echo(outbox.count(status, older_than, where, segments=segments,
-                                        segment=segment, index=index,
-                                        on_page=prog.advance, processes=processes))
+                counted = outbox.count(status, older_than, where, segments=segments,
+                                       segment=segment, index=index, on_page=prog.advance,
+                                       processes=processes)
             else:
                 outbox._write_lines(fmt, sys.stdout, render.open_sink, status, older_than,
                                     where, segments=segments, segment=segment, index=index,
                                     on_page=prog.advance, processes=processes)
-            return
-        records = outbox.records(status, older_than, where, limit,
-                                 sort=None if sort is None else sort.value,  # type: ignore[arg-type]
-                                 keys_only=(value_of(output) == "ids" or count),
-                                 segments=segments, segment=segment, index=index,
-                                 on_page=prog.advance)
-        if count:
-            typer.echo(sum(1 for _ in records))
-            return
-        footer = {"text": ""}
-        sink = render.open_sink(fmt, records.key_names, footer=footer)
-        for rec in records:
-            sink.write(rec)
+                return
+        else:
+            records = outbox.records(status, older_than, where, limit,
+                                     sort=None if sort is None else sort.value,  # type: ignore[arg-type]
+                                     keys_only=(value_of(output) == "ids" or count),
+                                     segments=segments, segment=segment, index=index,
+                                     on_page=prog.advance)
+            if count:
+                counted = sum(1 for _ in records)
+            else:
+                footer = {"text": ""}
+                sink = render.open_sink(fmt, records.key_names, footer=footer)
+                for rec in records:
+                    sink.write(rec)
+    if counted is not None:
+        # After the progress line is gone: printed under it, the number would stay glued
+        # to the spinner's last frame on the terminal.
+        typer.echo(counted)
+        return
     footer["text"] = f"scanned {prog.count:,} items in {time.monotonic() - started:.1f}s"
     sink.close()
 
