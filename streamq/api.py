@@ -1084,8 +1084,9 @@ class Outbox:
               on_page: Callable[[int], None] | None = None, processes: int | None = 1,
               ) -> int:
         """How many records the selection matches (``streamq list --count``).
-        ``processes``: worker processes that share the scan's segments (1: none; None:
-        one per core, up to 4, for a table of 128 MiB or more; streamq.parallel)."""
+        ``processes``: processes that share the scan's segments (1: this one only; N:
+        this one and N-1 workers, which use the credentials this one resolved; None: one
+        per core, up to 4, for a table of 128 MiB or more; streamq.parallel)."""
         sel = build_selection(status, older_than, where, None, segments=segments,
                               segment=segment, index=index, keys_only=True)
         info, workers = self._workers(sel, processes)

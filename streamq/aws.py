@@ -28,10 +28,15 @@ class Aws:
 
     def __init__(self, settings: Settings, *, max_pool_connections: int = 16,
                  max_attempts: int | None = None, timeouts: Timeouts | None = None,
-                 share: Aws | None = None) -> None:
+                 share: Aws | None = None,
+                 credentials: tuple[str, str, str | None] | None = None) -> None:
         """``share``: another Aws whose boto3 session (loaded service models, resolved
-        credentials) this one reuses, so its clients are cheap to make."""
+        credentials) this one reuses, so its clients are cheap to make. ``credentials``:
+        (access key, secret key, session token) already resolved (a scan worker gets its
+        parent's), used instead of resolving them again; the profile still gives the
+        rest of the configuration."""
         self.settings = settings
+        self._credentials = credentials
         self.max_pool_connections = max_pool_connections
         # AWS_MAX_ATTEMPTS is the AWS CLI's own knob; 5 attempts in standard mode otherwise.
         env = os.environ.get("AWS_MAX_ATTEMPTS", "")
@@ -73,6 +78,10 @@ class Aws:
                                   botocore_session=core)
                 elif self.settings.profile:
                     kwargs["profile_name"] = self.settings.profile
+                if self._credentials is not None and not self.settings.sandbox:
+                    key, secret, token = self._credentials
+                    kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret,
+                                  aws_session_token=token)
                 # AWS_REGION is the region variable of the AWS CLI and the other SDKs
                 # (ahead of AWS_DEFAULT_REGION: "Environment variables to configure the
                 # AWS CLI", docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html);
@@ -90,6 +99,17 @@ class Aws:
         if self.settings.session is not None and self.settings.region:
             return self.settings.region
         return self.session.region_name
+
+    def frozen_credentials(self) -> tuple[str, str, str | None] | None:
+        """The credentials this session resolved, as they are now (None: none)."""
+        with aws_errors():
+            creds = self.session.get_credentials()
+            if creds is None:
+                return None
+            frozen = creds.get_frozen_credentials()
+        if not frozen.access_key or not frozen.secret_key:
+            return None
+        return frozen.access_key, frozen.secret_key, frozen.token
 
     def prefetch(self, *services: str) -> None:
         """Make these clients on a background thread (client creation is mostly CPU,

@@ -11,7 +11,9 @@ against the parent's clock (one ``now``), so a record's status does not depend o
 process read it.
 
 Workers are spawned, not forked (a fork of a process with threads and botocore clients
-is unsafe), ignore SIGINT (the parent stops them on Ctrl-C or an error), and send an
+is unsafe), use the credentials the parent resolved (never a second MFA prompt,
+assume-role call or credential_process run; the profile still gives the rest of the
+configuration), ignore SIGINT (the parent stops them on Ctrl-C or an error), and send an
 expected failure back as (type, message, hint), raised in the parent as its own. Records
 come out in the order their pages arrive, as with threads. Memory grows by one
 interpreter per worker (about 60 MB each), and stays flat in the table's size.
@@ -82,6 +84,9 @@ class Job:
     fmt: str = ""
     #: (fmt, key_names, out) -> a sink with write(streamq.api.Record): the CLI's renderer
     sink: Callable[..., Any] | None = None
+    #: the parent's resolved credentials: a worker never resolves its own (no second
+    #: MFA prompt, assume-role call or credential_process run per worker)
+    credentials: tuple[str, str, str | None] | None = None
 
 
 Message = tuple[str, Any]
@@ -102,8 +107,9 @@ def run(aws: Aws, settings: Settings, info: ob.TableInfo, plan: ob.ScanPlan,
     if sel.observe is not None or sel.limit is not None:  # pragma: no cover - internal
         raise ValueError("an observed or limited selection is read in one process")
     shares = [s for s in (plan.segments[i::processes] for i in range(processes)) if s]
+    credentials = aws.frozen_credentials()
     jobs = [Job(settings, info, dataclasses.replace(plan, segments=share), sel, now, task, fmt,
-                sink) for share in shares]
+                sink, credentials) for share in shares]
     ctx = multiprocessing.get_context("spawn")
     q: Any = ctx.Queue(maxsize=8 * len(shares))
     # This process scans the first share itself, on a thread, with its own clients (made
@@ -169,7 +175,8 @@ def work(job: Job, q: Any, *, aws: Aws | None = None,
         gc.set_threshold(100_000, *gc.get_threshold()[1:])
     try:
         if aws is None:
-            aws = Aws(job.settings, max_pool_connections=max(16, len(job.plan.segments)))
+            aws = Aws(job.settings, max_pool_connections=max(16, len(job.plan.segments)),
+                      credentials=job.credentials)
         records = ob.select(aws, job.info, job.settings, job.sel, now=job.now, stop=stop,
                             plan=job.plan, on_page=lambda n: q.put(("page", n)))
         if job.task == "count":

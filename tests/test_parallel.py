@@ -194,3 +194,33 @@ def test_ctrl_c_stops_the_workers_and_is_130(endpoint, ddb) -> None:
     while _survivors(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _survivors(marker) == []
+
+
+def test_workers_use_the_credentials_this_process_resolved(ddb, tmp_path) -> None:
+    """A profile whose credentials come from a credential_process (as an MFA prompt or
+    an assume-role call would): resolved once, by this process; the workers reuse them
+    instead of running the process (or prompting) again each."""
+    _table(ddb, 600)
+    calls = tmp_path / "calls"
+    helper = tmp_path / "creds.sh"
+    helper.write_text("#!/bin/sh\necho run >> " + str(calls) + "\n"
+                      'echo \'{"Version": 1, "AccessKeyId": "testing", '
+                      '"SecretAccessKey": "testing"}\'\n')
+    helper.chmod(0o755)
+    config = tmp_path / "config"
+    config.write_text(f"[profile ops]\nregion = us-east-1\ncredential_process = {helper}\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    argv = [sys.executable, "-m", "streamq.cli", "--profile", "ops", "list", "-t", "outbox",
+            "-o", "ids", "--segments", "4"]
+    one = subprocess.run([*argv, "--processes", "1"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert one.returncode == 0, one.stderr
+    assert calls.read_text().count("run") == 1
+    calls.unlink()
+    three = subprocess.run([*argv, "--processes", "3"], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert three.returncode == 0, three.stderr
+    assert sorted(three.stdout.split()) == sorted(one.stdout.split())
+    assert calls.read_text().count("run") == 1  # not once more per worker
