@@ -964,6 +964,7 @@ class Outbox:
 
         self._settings = settings
         self._base = Aws(settings)
+        self._wider: dict[int, Aws] = {}
 
     @property
     def table(self) -> str:
@@ -989,7 +990,12 @@ class Outbox:
 
         if pool <= self._base.max_pool_connections:
             return self._base
-        return Aws(self._settings, max_pool_connections=pool, share=self._base)
+        # One per pool size: describing the table and scanning it share the clients.
+        wide = self._wider.get(pool)
+        if wide is None:
+            wide = self._wider[pool] = Aws(self._settings, max_pool_connections=pool,
+                                           share=self._base)
+        return wide
 
     def _describe(self, aws: Aws | None = None) -> TableInfo:
         from .outbox import describe_table

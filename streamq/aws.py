@@ -79,6 +79,10 @@ class Aws:
                 elif self.settings.profile:
                     kwargs["profile_name"] = self.settings.profile
                 if self._credentials is not None and not self.settings.sandbox:
+                    # Keys given to the Session come before every other source (boto3
+                    # User Guide, Credentials: "Passing credentials as parameters when
+                    # creating a Session object"); the profile still gives the region,
+                    # endpoint and the rest of the configuration.
                     key, secret, token = self._credentials
                     kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret,
                                   aws_session_token=token)

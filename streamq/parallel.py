@@ -3,20 +3,21 @@
 A parallel Scan's pages arrive faster than one Python interpreter can turn them into
 records: parsing, classifying and printing cost a few microseconds an item, under one
 interpreter lock whatever the number of segment threads. On a machine with more than one
-core, K worker processes each scan a share of the segments and classify (and, for
-``list``, render) their own records; the parent, which described the table and planned
-the scan once, writes what they send: text (``list -o ids``/``jsonl``), a count
-(``--count``) or a share of the stats to merge (``stats``). Every worker classifies
-against the parent's clock (one ``now``), so a record's status does not depend on which
-process read it.
+core the segments are shared: this process, which described the table and planned the
+scan once, reads the first share on a thread with the clients it already has, and N-1
+worker processes read the others, classify (and, for ``list``, render) their own records
+and send text (``list -o ids``/``jsonl``), a count (``--count``) or a share of the stats
+to merge (``stats``); this process writes them out. Every share is classified against
+one clock (one ``now``), so a record's status does not depend on which process read it.
 
-Workers are spawned, not forked (a fork of a process with threads and botocore clients
-is unsafe), use the credentials the parent resolved (never a second MFA prompt,
-assume-role call or credential_process run; the profile still gives the rest of the
-configuration), ignore SIGINT (the parent stops them on Ctrl-C or an error), and send an
-expected failure back as (type, message, hint), raised in the parent as its own. Records
-come out in the order their pages arrive, as with threads. Memory grows by one
-interpreter per worker (about 60 MB each), and stays flat in the table's size.
+Workers are spawned, not forked: this process has threads and botocore clients, and
+"safely forking a multithreaded process is problematic" (Python's multiprocessing docs,
+"Contexts and start methods"). They use the credentials this process resolved (never a
+second MFA prompt, assume-role call or credential_process run; the profile still gives
+the rest of the configuration), ignore SIGINT (this process stops them on Ctrl-C or an
+error) and send an expected failure back as (type, message, hint), raised here as our
+own. Records come out in the order their pages arrive, as with threads. Memory grows by
+one interpreter per worker (60-90 MB each), and stays flat in the table's size.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from .errors import AwsError, StreamqError
 
 #: A table at least this large (DescribeTable's TableSizeBytes) is scanned in processes
 #: unless told otherwise: below it, a worker's start (a third of a second of CPU,
-#: importing botocore and making a client) costs more than its share of the work saves.
+#: importing botocore and making a client) costs more than its share of the work saves
+#: (benchmarks/README.md). An estimate: "DynamoDB updates this value approximately every
+#: six hours" (API Reference, TableDescription); moto reports 0, so tests ask for workers.
 AUTO_MIN_BYTES = 128 * 1024 * 1024
 #: At most this many workers unless asked for more.
 AUTO_MAX = 4
@@ -58,7 +61,7 @@ def cores() -> int:
 
 
 def how_many(requested: int | None, info: ob.TableInfo, plan: ob.ScanPlan) -> int:
-    """Worker processes for this scan: ``requested`` (1: none), or ``None`` for the
+    """Processes for this scan: ``requested`` (1: this one only), or ``None`` for the
     default: one per core up to AUTO_MAX when the table is large and the scan has several
     segments; never more than the segments it reads, and none for a Query."""
     if plan.operation != "Scan" or len(plan.segments) < 2:
@@ -87,9 +90,6 @@ class Job:
     #: the parent's resolved credentials: a worker never resolves its own (no second
     #: MFA prompt, assume-role call or credential_process run per worker)
     credentials: tuple[str, str, str | None] | None = None
-
-
-Message = tuple[str, Any]
 
 
 def run(aws: Aws, settings: Settings, info: ob.TableInfo, plan: ob.ScanPlan,
